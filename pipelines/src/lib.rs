@@ -1,0 +1,1 @@
+//! GStreamer recording pipelines: RTP packets in, media files out.
