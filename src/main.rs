@@ -1,1 +1,102 @@
-fn main() {}
+//! `capstan serve` and `capstan token`.
+
+use capstan::auth::{Role, TokenKeys, DEV_SECRET};
+use capstan::config::{Config, ServeArgs};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "capstan",
+    version,
+    about = "WebRTC SFU that records rooms server-side"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Print an access token signed with the configured secret.
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    #[arg(long)]
+    room: String,
+    #[arg(long)]
+    identity: String,
+    /// Display name (default: the identity).
+    #[arg(long)]
+    name: Option<String>,
+    /// May control recordings.
+    #[arg(long, conflicts_with = "admin")]
+    host: bool,
+    /// May do anything in any room.
+    #[arg(long)]
+    admin: bool,
+    /// Lifetime, e.g. 30m, 1h, 7d.
+    #[arg(long, default_value = "1h")]
+    ttl: humantime::Duration,
+    /// Sign with the development secret.
+    #[arg(long)]
+    dev: bool,
+    #[arg(long, env = "CAPSTAN_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+        Command::Token(args) => token(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let config = match Config::resolve(args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("capstan: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match runtime.block_on(capstan::serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("capstan: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn token(args: TokenArgs) -> ExitCode {
+    let secret = match (args.jwt_secret, args.dev) {
+        (_, true) => DEV_SECRET.to_string(),
+        (Some(secret), false) if !secret.is_empty() => secret,
+        _ => {
+            eprintln!("capstan: set CAPSTAN_JWT_SECRET (or pass --dev)");
+            return ExitCode::from(2);
+        }
+    };
+    let role = match (args.host, args.admin) {
+        (_, true) => Role::Admin,
+        (true, _) => Role::Host,
+        _ => Role::Participant,
+    };
+    let name = args.name.unwrap_or_else(|| args.identity.clone());
+    let token =
+        TokenKeys::new(&secret).mint(&args.room, &args.identity, &name, role, args.ttl.into());
+    println!("{token}");
+    ExitCode::SUCCESS
+}

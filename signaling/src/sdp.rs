@@ -1,0 +1,140 @@
+//! Small, I/O-free checks on SDP text: what the server needs before handing it to webrtc-rs.
+
+/// RFC 6464 client-to-mixer audio level header extension.
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/// Why an offer cannot be used for publishing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OfferProblem {
+    /// Not SDP at all (no `v=` line, no media section, ...).
+    Malformed(String),
+    /// A media section offers no codec this server forwards (VP8 video, Opus audio).
+    UnsupportedCodecs(String),
+}
+
+impl std::fmt::Display for OfferProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OfferProblem::Malformed(m) | OfferProblem::UnsupportedCodecs(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Checks that `sdp` is an SDP body whose audio sections offer Opus and video sections VP8.
+/// Other sections (e.g. `application`) are ignored; at least one audio or video section is needed.
+pub fn check_media_offer(sdp: &str) -> Result<(), OfferProblem> {
+    if !sdp.trim_start().starts_with("v=0") {
+        return Err(OfferProblem::Malformed("SDP must start with `v=0`".into()));
+    }
+    let sections = media_sections(sdp);
+    let media: Vec<_> = sections
+        .iter()
+        .filter(|s| s.kind == "audio" || s.kind == "video")
+        .collect();
+    if media.is_empty() {
+        return Err(OfferProblem::Malformed(
+            "SDP has no audio or video media section".into(),
+        ));
+    }
+    for section in media {
+        let wanted = if section.kind == "audio" {
+            "opus"
+        } else {
+            "VP8"
+        };
+        if !section
+            .encodings
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(wanted))
+        {
+            return Err(OfferProblem::UnsupportedCodecs(format!(
+                "{} section offers {:?}; this server needs {wanted}",
+                section.kind, section.encodings
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The id an `a=extmap` line gives `uri`, if any (BUNDLE keeps ids the same across sections).
+pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
+    sdp.lines().find_map(|line| {
+        let rest = line.trim().strip_prefix("a=extmap:")?;
+        let (id, ext_uri) = rest.split_once(' ')?;
+        let id = id.split('/').next()?.parse().ok()?;
+        (ext_uri.split_whitespace().next()? == uri).then_some(id)
+    })
+}
+
+struct MediaSection {
+    kind: String,
+    encodings: Vec<String>,
+}
+
+fn media_sections(sdp: &str) -> Vec<MediaSection> {
+    let mut sections: Vec<MediaSection> = Vec::new();
+    for line in sdp.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("m=") {
+            let kind = m.split_whitespace().next().unwrap_or_default().to_string();
+            sections.push(MediaSection {
+                kind,
+                encodings: Vec::new(),
+            });
+        } else if let (Some(section), Some(rtpmap)) =
+            (sections.last_mut(), line.strip_prefix("a=rtpmap:"))
+        {
+            if let Some(name) = rtpmap
+                .split_whitespace()
+                .nth(1)
+                .and_then(|e| e.split('/').next())
+            {
+                section.encodings.push(name.to_string());
+            }
+        }
+    }
+    sections
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHROME_LIKE: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n\
+        a=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96 98\r\na=extmap:3 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n\
+        a=rtpmap:96 VP8/90000\r\na=rtpmap:98 VP9/90000\r\n";
+
+    #[test]
+    fn accepts_vp8_and_opus() {
+        assert_eq!(check_media_offer(CHROME_LIKE), Ok(()));
+    }
+
+    #[test]
+    fn rejects_video_without_vp8() {
+        let sdp = CHROME_LIKE.replace("a=rtpmap:96 VP8/90000\r\n", "");
+        assert!(matches!(
+            check_media_offer(&sdp),
+            Err(OfferProblem::UnsupportedCodecs(m)) if m.contains("VP8")
+        ));
+    }
+
+    #[test]
+    fn rejects_garbage_and_sectionless_sdp() {
+        assert!(matches!(
+            check_media_offer("hello"),
+            Err(OfferProblem::Malformed(_))
+        ));
+        assert!(matches!(
+            check_media_offer("v=0\r\ns=-\r\n"),
+            Err(OfferProblem::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn finds_audio_level_extension_id() {
+        assert_eq!(extmap_id(CHROME_LIKE, AUDIO_LEVEL_URI), Some(1));
+        assert_eq!(extmap_id(CHROME_LIKE, "urn:x"), None);
+        assert_eq!(extmap_id("a=extmap:7/recvonly urn:x\r\n", "urn:x"), Some(7));
+    }
+}

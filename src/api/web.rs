@@ -1,0 +1,66 @@
+//! The call UI and development tokens.
+
+use super::{ApiError, AppState};
+use crate::auth::Role;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use signaling::web::{self, Asset};
+use std::time::Duration;
+
+/// Lifetime of `/api/dev/token` tokens.
+const DEV_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+fn serve(asset: &Asset) -> Response {
+    ([(header::CONTENT_TYPE, asset.content_type)], asset.body).into_response()
+}
+
+pub async fn index() -> Response {
+    serve(&web::INDEX)
+}
+
+pub async fn room(Path(_room): Path<String>) -> Response {
+    serve(&web::ROOM)
+}
+
+pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
+    web::static_asset(&file)
+        .map(serve)
+        .ok_or_else(|| ApiError::not_found(format!("no such file: {file}")))
+}
+
+#[derive(Deserialize)]
+pub struct DevTokenQuery {
+    room: String,
+    identity: String,
+    name: Option<String>,
+    host: Option<String>,
+}
+
+/// `GET /api/dev/token?room=&identity=&name=&host=1`, only with `--dev`.
+pub async fn dev_token(
+    State(state): State<AppState>,
+    Query(q): Query<DevTokenQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !state.config.dev {
+        return Err(ApiError::not_found("dev tokens exist only in --dev mode"));
+    }
+    if q.room.is_empty() || q.identity.is_empty() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "bad_request",
+            "room and identity must not be empty",
+        ));
+    }
+    let host = matches!(q.host.as_deref(), Some("1" | "true"));
+    let role = if host { Role::Host } else { Role::Participant };
+    let name = q.name.unwrap_or_else(|| q.identity.clone());
+    let token = state
+        .keys
+        .mint(&q.room, &q.identity, &name, role, DEV_TOKEN_TTL);
+    Ok(Json(serde_json::json!({
+        "token": token, "room": q.room, "identity": q.identity, "name": name, "role": role.as_str(),
+    })))
+}

@@ -1,0 +1,161 @@
+//! WHIP publish (RFC 9725) and WHEP subscribe over HTTP.
+
+use super::error::bearer;
+use super::{ApiError, AppState};
+use crate::auth::{Claims, Role};
+use crate::sfu::http_session::{self, StartError};
+use crate::sfu::peer::PeerError;
+use crate::sfu::room::JoinError;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use signaling::protocol::ParticipantInfo;
+use signaling::sdp::{check_media_offer, OfferProblem};
+
+/// Largest SDP body accepted.
+const MAX_SDP_BYTES: usize = 64 * 1024;
+
+fn authorize(state: &AppState, headers: &HeaderMap, room: &str) -> Result<Claims, ApiError> {
+    Ok(state.keys.verify_for_room(bearer(headers)?, room)?)
+}
+
+fn sdp_body(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !content_type.starts_with("application/sdp") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Content-Type must be application/sdp",
+        ));
+    }
+    if body.len() > MAX_SDP_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("SDP is {} bytes; the limit is {MAX_SDP_BYTES}", body.len()),
+        ));
+    }
+    let sdp = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_sdp", "SDP is not UTF-8"))?;
+    check_media_offer(&sdp).map_err(|p| {
+        let code = match p {
+            OfferProblem::Malformed(_) => "invalid_sdp",
+            OfferProblem::UnsupportedCodecs(_) => "unsupported_codecs",
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, code, p.to_string())
+    })?;
+    Ok(sdp)
+}
+
+fn created(location: String, answer: String) -> Response {
+    (
+        StatusCode::CREATED,
+        [
+            (header::CONTENT_TYPE, "application/sdp".to_string()),
+            (header::LOCATION, location),
+        ],
+        answer,
+    )
+        .into_response()
+}
+
+impl From<StartError> for ApiError {
+    fn from(e: StartError) -> Self {
+        let message = e.to_string();
+        match e {
+            StartError::Join(JoinError::RoomFull(..)) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "room_full", message)
+            }
+            StartError::Join(JoinError::NoSuchRoom(_)) | StartError::NoSuchPublisher(_) => {
+                ApiError::not_found(message)
+            }
+            StartError::Peer(PeerError::InvalidSdp(_)) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_sdp", message)
+            }
+            StartError::Peer(PeerError::Negotiation(_)) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "negotiation_failed",
+                message,
+            ),
+            StartError::Peer(PeerError::Create(_)) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_media_port", message)
+            }
+        }
+    }
+}
+
+/// `POST /whip/{room}`: publish; the token's identity becomes a participant.
+pub async fn publish(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let claims = authorize(&state, &headers, &room)?;
+    let offer = sdp_body(&headers, &body)?;
+    let info = ParticipantInfo {
+        identity: claims.sub.clone(),
+        name: claims.name,
+        role: claims.role.as_str().into(),
+        tracks: vec![],
+    };
+    let answer = http_session::start_whip(&state.sfu, &room, info, offer).await?;
+    Ok(created(format!("/whip/{room}/{}", claims.sub), answer))
+}
+
+/// `DELETE /whip/{room}/{identity}`: stop publishing (the publisher itself or an admin).
+pub async fn unpublish(
+    State(state): State<AppState>,
+    Path((room, identity)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let claims = authorize(&state, &headers, &room)?;
+    if claims.sub != identity && claims.role != Role::Admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only the publisher may end its WHIP session",
+        ));
+    }
+    stop(&state, &room, &identity).await
+}
+
+/// `POST /whep/{room}/{identity}`: watch `identity`'s tracks.
+pub async fn view(
+    State(state): State<AppState>,
+    Path((room, identity)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, &room)?;
+    let offer = sdp_body(&headers, &body)?;
+    let (answer, viewer) = http_session::start_whep(&state.sfu, &room, &identity, offer).await?;
+    Ok(created(format!("/whep/{room}/{identity}/{viewer}"), answer))
+}
+
+/// `DELETE /whep/{room}/{identity}/{viewer}`.
+pub async fn unview(
+    State(state): State<AppState>,
+    Path((room, _identity, viewer)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    authorize(&state, &headers, &room)?;
+    if !viewer.starts_with("whep-") {
+        return Err(ApiError::not_found(format!("no WHEP viewer `{viewer}`")));
+    }
+    stop(&state, &room, &viewer).await
+}
+
+async fn stop(state: &AppState, room: &str, identity: &str) -> Result<StatusCode, ApiError> {
+    if http_session::stop(&state.sfu, room, identity).await {
+        Ok(StatusCode::OK)
+    } else {
+        Err(ApiError::not_found(format!(
+            "no session `{identity}` in room `{room}`"
+        )))
+    }
+}

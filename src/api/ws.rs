@@ -1,0 +1,98 @@
+//! `GET /ws?token=JWT`: the signaling WebSocket, bridged to a participant session.
+
+use super::{ApiError, AppState};
+use crate::auth::AuthError;
+use crate::sfu::session::{self, Incoming, Participant};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use signaling::protocol::{
+    ErrorCode, IceServer, ParticipantInfo, ServerMessage, MAX_MESSAGE_BYTES,
+};
+use tokio::sync::mpsc;
+
+/// Frames above this close the socket outright; between [`MAX_MESSAGE_BYTES`] and this they
+/// get a `message_too_large` error and the connection stays up.
+const HARD_FRAME_LIMIT: usize = 1024 * 1024;
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    token: Option<String>,
+}
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Query(q): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let token = q.token.ok_or(AuthError::Missing)?;
+    let claims = state.keys.verify(&token)?;
+    let participant = Participant {
+        room: claims.room.clone(),
+        info: ParticipantInfo {
+            identity: claims.sub,
+            name: claims.name,
+            role: claims.role.as_str().into(),
+            tracks: vec![],
+        },
+        ice_servers: ice_servers(&state),
+    };
+    Ok(ws
+        .max_message_size(HARD_FRAME_LIMIT)
+        .on_upgrade(move |socket| bridge(socket, state, participant)))
+}
+
+fn ice_servers(state: &AppState) -> Vec<IceServer> {
+    let urls = &state.config.rtc.ice_servers;
+    if urls.is_empty() {
+        return vec![];
+    }
+    vec![IceServer {
+        urls: urls.clone(),
+        username: None,
+        credential: None,
+    }]
+}
+
+async fn bridge(socket: WebSocket, state: AppState, participant: Participant) {
+    let (mut sink, mut stream) = socket.split();
+    let (in_tx, in_rx) = mpsc::channel(32);
+    let (out_tx, mut out_rx) = mpsc::channel(64);
+    let session = tokio::spawn(session::run(state.sfu.clone(), participant, in_rx, out_tx));
+    loop {
+        tokio::select! {
+            frame = stream.next() => {
+                let incoming = match frame {
+                    Some(Ok(Message::Text(text))) if text.len() > MAX_MESSAGE_BYTES => Incoming::Rejected {
+                        code: ErrorCode::MessageTooLarge,
+                        message: format!("message is {} bytes; the limit is {MAX_MESSAGE_BYTES}", text.len()),
+                    },
+                    Some(Ok(Message::Text(text))) => Incoming::Text(text.to_string()),
+                    Some(Ok(Message::Binary(_))) => Incoming::Rejected {
+                        code: ErrorCode::MalformedMessage,
+                        message: "binary frames are not part of the protocol; send JSON text".into(),
+                    },
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                };
+                if in_tx.send(incoming).await.is_err() {
+                    break;
+                }
+            }
+            msg = out_rx.recv() => {
+                let Some(msg) = msg else { break };
+                let fatal = matches!(msg, ServerMessage::Error { fatal: true, .. });
+                let text = serde_json::to_string(&msg).expect("server messages serialize");
+                if sink.send(Message::Text(text.into())).await.is_err() || fatal {
+                    break;
+                }
+            }
+        }
+    }
+    drop(in_tx);
+    drop(out_rx);
+    let _ = session.await;
+    let _ = sink.send(Message::Close(None)).await;
+}

@@ -1,0 +1,173 @@
+//! Access tokens: HS256 JWTs with `sub`, `name`, `room`, `role`, `exp`.
+
+use jsonwebtoken::{
+    decode, encode, errors::ErrorKind, DecodingKey, EncodingKey, Header, Validation,
+};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Secret used by `serve --dev` and `token --dev`; never use it in production.
+pub const DEV_SECRET: &str = "capstan-development-secret-do-not-use-in-production";
+
+/// What a token lets its bearer do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Host,
+    Participant,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Host => "host",
+            Role::Participant => "participant",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// The claims of a Capstan access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Identity, unique within a room.
+    pub sub: String,
+    /// Display name.
+    pub name: String,
+    /// The only room this token may join.
+    pub room: String,
+    pub role: Role,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing access token")]
+    Missing,
+    #[error("access token has expired")]
+    Expired,
+    #[error("invalid access token: {0}")]
+    Invalid(String),
+    #[error("token is for room `{token_room}`, not `{room}`")]
+    WrongRoom { token_room: String, room: String },
+}
+
+/// Signs and verifies tokens with one HS256 secret.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &str) -> Self {
+        Self {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+        }
+    }
+
+    /// Mints a token valid for `ttl` from now.
+    pub fn mint(
+        &self,
+        room: &str,
+        identity: &str,
+        name: &str,
+        role: Role,
+        ttl: Duration,
+    ) -> String {
+        self.sign(&Claims {
+            sub: identity.into(),
+            name: name.into(),
+            room: room.into(),
+            role,
+            exp: (unix_now() + ttl).as_secs(),
+        })
+    }
+
+    /// Signs arbitrary claims (tests use it for already-expired tokens).
+    pub fn sign(&self, claims: &Claims) -> String {
+        encode(&Header::default(), claims, &self.encoding).expect("HS256 encoding cannot fail")
+    }
+
+    /// Verifies signature and expiry (no leeway).
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        decode::<Claims>(token, &self.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::Invalid(e.to_string()),
+            })
+    }
+
+    /// Verifies the token and that it grants `room` (admins may enter any room).
+    pub fn verify_for_room(&self, token: &str, room: &str) -> Result<Claims, AuthError> {
+        let claims = self.verify(token)?;
+        if claims.room != room && claims.role != Role::Admin {
+            return Err(AuthError::WrongRoom {
+                token_room: claims.room,
+                room: room.into(),
+            });
+        }
+        Ok(claims)
+    }
+}
+
+fn unix_now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let keys = TokenKeys::new("s");
+        let token = keys.mint("r", "alice", "Alice", Role::Host, Duration::from_secs(60));
+        let claims = keys.verify_for_room(&token, "r").unwrap();
+        assert_eq!((claims.sub.as_str(), claims.role), ("alice", Role::Host));
+    }
+
+    #[test]
+    fn other_secret_is_invalid() {
+        let token = TokenKeys::new("a").mint("r", "i", "n", Role::Host, Duration::from_secs(60));
+        assert!(matches!(
+            TokenKeys::new("b").verify(&token),
+            Err(AuthError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn expired_token_is_expired() {
+        let keys = TokenKeys::new("s");
+        let token = keys.sign(&Claims {
+            sub: "i".into(),
+            name: "n".into(),
+            room: "r".into(),
+            role: Role::Host,
+            exp: unix_now().as_secs() - 5,
+        });
+        assert_eq!(keys.verify(&token), Err(AuthError::Expired));
+    }
+
+    #[test]
+    fn wrong_room_is_refused_except_for_admin() {
+        let keys = TokenKeys::new("s");
+        let t = keys.mint("a", "i", "n", Role::Participant, Duration::from_secs(60));
+        assert!(matches!(
+            keys.verify_for_room(&t, "b"),
+            Err(AuthError::WrongRoom { .. })
+        ));
+        let t = keys.mint("a", "i", "n", Role::Admin, Duration::from_secs(60));
+        assert!(keys.verify_for_room(&t, "b").is_ok());
+    }
+}

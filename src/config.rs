@@ -1,0 +1,236 @@
+//! Server configuration: defaults < `capstan.toml` < environment < command-line flags.
+
+use clap::Args;
+use serde::Deserialize;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// `capstan serve` flags; each also reads its environment variable.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Development mode: fixed token secret and `GET /api/dev/token`.
+    #[arg(long, env = "CAPSTAN_DEV")]
+    pub dev: bool,
+    /// Configuration file (default: ./capstan.toml when it exists).
+    #[arg(long, env = "CAPSTAN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// HTTP listen address.
+    #[arg(long, env = "CAPSTAN_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Directory for the catalog and recordings.
+    #[arg(long, env = "CAPSTAN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// HS256 secret for access tokens (required unless --dev).
+    #[arg(long, env = "CAPSTAN_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// UDP port range for media, e.g. 50000-50199 (default: ephemeral ports).
+    #[arg(long, env = "CAPSTAN_RTC_UDP_PORTS")]
+    pub rtc_udp_ports: Option<String>,
+    /// Comma-separated local IPs to bind media sockets on; 0.0.0.0 means every non-loopback
+    /// interface.
+    #[arg(long, env = "CAPSTAN_RTC_BIND_IPS")]
+    pub rtc_bind_ips: Option<String>,
+    /// Public IP announced instead of the local one (1:1 NAT, e.g. a cloud VM's elastic IP).
+    #[arg(long, env = "CAPSTAN_PUBLIC_IP")]
+    pub public_ip: Option<IpAddr>,
+    /// Comma-separated STUN/TURN URLs handed to clients.
+    #[arg(long, env = "CAPSTAN_ICE_SERVERS")]
+    pub ice_servers: Option<String>,
+    /// Participants allowed in one room.
+    #[arg(long, env = "CAPSTAN_MAX_PARTICIPANTS")]
+    pub max_participants: Option<usize>,
+}
+
+/// The same settings as read from `capstan.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    http_addr: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    jwt_secret: Option<String>,
+    rtc_udp_ports: Option<String>,
+    rtc_bind_ips: Option<String>,
+    public_ip: Option<IpAddr>,
+    ice_servers: Option<String>,
+    max_participants: Option<usize>,
+}
+
+/// Resolved, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dev: bool,
+    pub http_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub jwt_secret: String,
+    pub rtc: RtcConfig,
+    pub max_participants: usize,
+}
+
+/// Media transport settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtcConfig {
+    pub udp_ports: Option<(u16, u16)>,
+    pub bind_ips: Vec<IpAddr>,
+    pub public_ip: Option<IpAddr>,
+    pub ice_servers: Vec<String>,
+}
+
+impl RtcConfig {
+    /// True when every bind IP is loopback: remote candidates elsewhere can never connect.
+    pub fn loopback_only(&self) -> bool {
+        self.bind_ips.iter().all(IpAddr::is_loopback)
+    }
+}
+
+impl Default for RtcConfig {
+    fn default() -> Self {
+        Self {
+            udp_ports: None,
+            bind_ips: vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            ],
+            public_ip: None,
+            ice_servers: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Merges flags/environment over the config file over defaults and validates the result.
+    pub fn resolve(args: ServeArgs) -> Result<Self, String> {
+        let file = load_file(args.config.as_deref())?;
+        let jwt_secret = match (args.jwt_secret.or(file.jwt_secret), args.dev) {
+            (Some(secret), _) if !secret.is_empty() => secret,
+            (_, true) => crate::auth::DEV_SECRET.to_string(),
+            _ => return Err("CAPSTAN_JWT_SECRET is required unless --dev is given".into()),
+        };
+        let defaults = RtcConfig::default();
+        let rtc = RtcConfig {
+            udp_ports: args
+                .rtc_udp_ports
+                .or(file.rtc_udp_ports)
+                .map(|r| parse_port_range(&r))
+                .transpose()?,
+            bind_ips: match args.rtc_bind_ips.or(file.rtc_bind_ips) {
+                Some(list) => parse_list(&list, "CAPSTAN_RTC_BIND_IPS")?,
+                None => defaults.bind_ips,
+            },
+            public_ip: args.public_ip.or(file.public_ip),
+            ice_servers: args
+                .ice_servers
+                .or(file.ice_servers)
+                .map(|l| parse_list(&l, "CAPSTAN_ICE_SERVERS"))
+                .transpose()?
+                .unwrap_or_default(),
+        };
+        let max_participants = args
+            .max_participants
+            .or(file.max_participants)
+            .unwrap_or(16);
+        if max_participants == 0 {
+            return Err("CAPSTAN_MAX_PARTICIPANTS must be at least 1".into());
+        }
+        Ok(Self {
+            dev: args.dev,
+            http_addr: args
+                .http_addr
+                .or(file.http_addr)
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| "data".into()),
+            jwt_secret,
+            rtc,
+            max_participants,
+        })
+    }
+}
+
+fn load_file(explicit: Option<&Path>) -> Result<FileConfig, String> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None if Path::new("capstan.toml").exists() => "capstan.toml".into(),
+        None => return Ok(FileConfig::default()),
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("invalid {}: {e}", path.display()))
+}
+
+/// Parses `50000-50199` (inclusive).
+pub fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
+    let err = || format!("invalid port range `{text}`; expected e.g. 50000-50199");
+    let (lo, hi) = text.split_once('-').ok_or_else(err)?;
+    let (lo, hi): (u16, u16) = (
+        lo.trim().parse().map_err(|_| err())?,
+        hi.trim().parse().map_err(|_| err())?,
+    );
+    if lo == 0 || lo > hi {
+        return Err(err());
+    }
+    Ok((lo, hi))
+}
+
+fn parse_list<T: std::str::FromStr>(text: &str, name: &str) -> Result<Vec<T>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .map_err(|_| format!("{name}: invalid entry `{s}`"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_defaults() {
+        let c = Config::resolve(ServeArgs {
+            dev: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.jwt_secret, crate::auth::DEV_SECRET);
+        assert_eq!(c.rtc, RtcConfig::default());
+        assert_eq!(c.max_participants, 16);
+    }
+
+    #[test]
+    fn secret_required_outside_dev() {
+        assert!(Config::resolve(ServeArgs::default()).is_err());
+    }
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(parse_port_range("50000-50199"), Ok((50000, 50199)));
+        assert!(parse_port_range("50199-50000").is_err());
+        assert!(parse_port_range("x").is_err());
+    }
+
+    #[test]
+    fn file_is_overridden_by_flags() {
+        let dir = std::env::temp_dir().join(format!("capstan-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("capstan.toml");
+        std::fs::write(
+            &path,
+            "jwt_secret = \"s\"\nmax_participants = 4\nrtc_bind_ips = \"127.0.0.1\"\n",
+        )
+        .unwrap();
+        let c = Config::resolve(ServeArgs {
+            config: Some(path),
+            max_participants: Some(8),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.jwt_secret, "s");
+        assert_eq!(c.max_participants, 8);
+        assert!(c.rtc.loopback_only());
+    }
+}

@@ -1,0 +1,231 @@
+//! One task per published track: reads the publisher's RTP and fans it out to every consumer
+//! through that consumer's own bounded queue. A full queue drops (counted) and asks the
+//! publisher for a keyframe; the forwarder never waits on a consumer.
+
+use super::room::RoomHandle;
+use crate::metrics::METRICS;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp;
+use signaling::protocol::MediaKind;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+/// Minimum spacing of PLIs sent to one publisher track.
+const PLI_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the loudest audio level of the window is reported to the room.
+const LEVEL_REPORT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// A consumer's queue of outgoing packets (a subscriber's writer, later a recorder).
+pub type ConsumerQueue = mpsc::Sender<rtp::Packet>;
+
+enum Command {
+    AddConsumer(u64, ConsumerQueue),
+    RemoveConsumer(u64),
+    RequestKeyframe,
+}
+
+/// Cheap, cloneable control handle of a forwarder.
+#[derive(Clone)]
+pub struct ForwarderHandle {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl ForwarderHandle {
+    /// Adds a consumer; for video a keyframe is requested so it can start decoding.
+    pub fn add_consumer(&self, id: u64, queue: ConsumerQueue) {
+        let _ = self.commands.send(Command::AddConsumer(id, queue));
+    }
+
+    pub fn remove_consumer(&self, id: u64) {
+        let _ = self.commands.send(Command::RemoveConsumer(id));
+    }
+
+    /// Asks the publisher for a keyframe (rate-limited; ignored for audio).
+    pub fn request_keyframe(&self) {
+        let _ = self.commands.send(Command::RequestKeyframe);
+    }
+}
+
+/// What the forwarder needs to know about its track.
+pub struct ForwarderSpec {
+    pub kind: MediaKind,
+    pub publisher: String,
+    /// RFC 6464 extension id negotiated with the publisher, if any.
+    pub audio_level_ext: Option<u8>,
+    pub room: RoomHandle,
+}
+
+/// Starts forwarding `track`; the task ends when the track ends.
+pub fn spawn(track: Arc<dyn TrackRemote>, spec: ForwarderSpec) -> ForwarderHandle {
+    let (commands, rx) = mpsc::unbounded_channel();
+    tokio::spawn(Forwarder::new(track, spec).run(rx));
+    ForwarderHandle { commands }
+}
+
+struct Forwarder {
+    track: Arc<dyn TrackRemote>,
+    spec: ForwarderSpec,
+    consumers: Vec<(u64, ConsumerQueue)>,
+    media_ssrc: Option<u32>,
+    last_pli: Option<Instant>,
+    level: LevelWindow,
+}
+
+impl Forwarder {
+    fn new(track: Arc<dyn TrackRemote>, spec: ForwarderSpec) -> Self {
+        Self {
+            track,
+            spec,
+            consumers: Vec::new(),
+            media_ssrc: None,
+            last_pli: None,
+            level: LevelWindow::default(),
+        }
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        METRICS.published_tracks.inc();
+        loop {
+            tokio::select! {
+                event = self.track.poll() => match event {
+                    Some(TrackRemoteEvent::OnRtpPacket(packet)) => self.forward(packet).await,
+                    Some(TrackRemoteEvent::OnEnded) | None => break,
+                    Some(_) => {}
+                },
+                command = commands.recv() => match command {
+                    Some(command) => self.handle(command).await,
+                    None => break,
+                },
+            }
+        }
+        METRICS.published_tracks.dec();
+    }
+
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::AddConsumer(id, queue) => {
+                self.consumers.push((id, queue));
+                self.request_keyframe().await;
+            }
+            Command::RemoveConsumer(id) => self.consumers.retain(|(c, _)| *c != id),
+            Command::RequestKeyframe => self.request_keyframe().await,
+        }
+    }
+
+    async fn forward(&mut self, mut packet: rtp::Packet) {
+        self.media_ssrc = Some(packet.header.ssrc);
+        if let Some(id) = self.spec.audio_level_ext {
+            self.observe_level(&packet, id);
+        }
+        strip_extensions(&mut packet.header);
+        let mut lost_consumer = false;
+        let mut need_keyframe = false;
+        for (_, queue) in &self.consumers {
+            match queue.try_send(packet.clone()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    METRICS.drop_packet("consumer_queue_full");
+                    need_keyframe = true;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => lost_consumer = true,
+            }
+        }
+        if lost_consumer {
+            self.consumers.retain(|(_, q)| !q.is_closed());
+        }
+        if need_keyframe {
+            self.request_keyframe().await;
+        }
+    }
+
+    fn observe_level(&mut self, packet: &rtp::Packet, ext_id: u8) {
+        let Some(level) = packet
+            .header
+            .get_extension(ext_id)
+            .and_then(|b| b.first().copied())
+        else {
+            return;
+        };
+        if let Some(loudest) = self.level.observe(level & 0x7f, Instant::now()) {
+            self.spec
+                .room
+                .audio_level(self.spec.publisher.clone(), loudest);
+        }
+    }
+
+    async fn request_keyframe(&mut self) {
+        let Some(media_ssrc) = self.media_ssrc else {
+            return;
+        };
+        if self.spec.kind != MediaKind::Video
+            || self.last_pli.is_some_and(|t| t.elapsed() < PLI_INTERVAL)
+        {
+            return;
+        }
+        self.last_pli = Some(Instant::now());
+        METRICS.keyframe_requests.inc();
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc,
+        };
+        let _ = self.track.write_rtcp(vec![Box::new(pli)]).await;
+    }
+}
+
+/// Removes every header extension: ids are negotiated per connection, so forwarding them
+/// unchanged would mislabel them (and webrtc-rs drops packets with unknown extensions).
+fn strip_extensions(header: &mut rtp::header::Header) {
+    header.extension = false;
+    header.extension_profile = 0;
+    header.extensions.clear();
+    header.extensions_padding = 0;
+}
+
+/// The loudest (lowest dBov) RFC 6464 level seen in the current reporting window.
+#[derive(Default)]
+struct LevelWindow {
+    started: Option<Instant>,
+    loudest: Option<u8>,
+}
+
+impl LevelWindow {
+    /// Records a level (0 = loudest, 127 = silence); returns the window's loudest level when
+    /// the window closes.
+    fn observe(&mut self, level: u8, now: Instant) -> Option<u8> {
+        let started = *self.started.get_or_insert(now);
+        self.loudest = Some(self.loudest.map_or(level, |l| l.min(level)));
+        if now.duration_since(started) < LEVEL_REPORT_INTERVAL {
+            return None;
+        }
+        self.started = None;
+        self.loudest.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_window_reports_loudest_once_per_interval() {
+        let mut w = LevelWindow::default();
+        let t0 = Instant::now();
+        assert_eq!(w.observe(60, t0), None);
+        assert_eq!(w.observe(30, t0 + Duration::from_millis(100)), None);
+        assert_eq!(w.observe(90, t0 + LEVEL_REPORT_INTERVAL), Some(30));
+        assert_eq!(w.observe(127, t0 + LEVEL_REPORT_INTERVAL * 2), None);
+    }
+
+    #[test]
+    fn stripping_clears_extensions() {
+        let mut h = rtp::header::Header::default();
+        h.set_extension(1, bytes::Bytes::from_static(&[0x80]))
+            .unwrap();
+        assert!(h.extension);
+        strip_extensions(&mut h);
+        assert!(!h.extension && h.extensions.is_empty());
+        assert_eq!(h.get_extension(1), None);
+    }
+}

@@ -1,0 +1,181 @@
+//! WHIP publishers (RFC 9725) and WHEP viewers: one connection each, negotiated once over HTTP.
+
+use super::peer::{PeerError, PeerEvent};
+use super::publisher::{Flow, Publisher};
+use super::room::{JoinError, JoinRequest, RoomHandle, SessionCmd};
+use super::subscriber::Subscription;
+use super::Sfu;
+use signaling::protocol::ParticipantInfo;
+use tokio::sync::mpsc;
+use webrtc::peer_connection::RTCPeerConnectionState;
+
+/// Why an HTTP session could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Join(#[from] JoinError),
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    #[error("participant `{0}` publishes nothing in this room")]
+    NoSuchPublisher(String),
+}
+
+/// Joins `room` as a WHIP publisher and returns the SDP answer; the session runs until
+/// the resource is deleted or the connection fails.
+pub async fn start_whip(
+    sfu: &Sfu,
+    room: &str,
+    info: ParticipantInfo,
+    offer: String,
+) -> Result<String, StartError> {
+    let (cmd_tx, cmds) = mpsc::unbounded_channel();
+    let session_id = super::next_id();
+    let identity = info.identity.clone();
+    let info_identity = identity.clone();
+    let request = JoinRequest {
+        info,
+        session: cmd_tx,
+        session_id,
+        visible: true,
+    };
+    let joined = sfu.join(room, true, request).await?;
+    let leave = move |room: &RoomHandle| room.leave(identity.clone(), session_id);
+    let (peer, events) = match sfu.peers.create().await {
+        Ok(created) => created,
+        Err(e) => {
+            leave(&joined.room);
+            return Err(e.into());
+        }
+    };
+    let mut publisher = Publisher::new(peer, events, info_identity, joined.room.clone());
+    let answer = match publisher.answer(offer).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            publisher.peer.close().await;
+            leave(&joined.room);
+            return Err(e.into());
+        }
+    };
+    tokio::spawn(async move {
+        run_whip(&mut publisher, cmds).await;
+        leave(&joined.room);
+        publisher.peer.close().await;
+    });
+    Ok(answer)
+}
+
+async fn run_whip(publisher: &mut Publisher, mut cmds: mpsc::UnboundedReceiver<SessionCmd>) {
+    loop {
+        tokio::select! {
+            event = publisher.events.recv() => match event {
+                Some(event) => if publisher.on_event(event).await == Flow::End { return },
+                None => return,
+            },
+            cmd = cmds.recv() => match cmd {
+                Some(SessionCmd::Kick { .. }) | None => return,
+                Some(_) => {} // a WHIP publisher subscribes to nothing
+            },
+        }
+    }
+}
+
+/// Starts a WHEP viewer of `publisher`'s tracks in `room` and returns the SDP answer and
+/// the viewer's id (for `DELETE`).
+pub async fn start_whep(
+    sfu: &Sfu,
+    room: &str,
+    publisher: &str,
+    offer: String,
+) -> Result<(String, String), StartError> {
+    let (cmd_tx, cmds) = mpsc::unbounded_channel();
+    let session_id = super::next_id();
+    let viewer = format!("whep-{}", uuid::Uuid::new_v4().simple());
+    let request = JoinRequest {
+        info: ParticipantInfo {
+            identity: viewer.clone(),
+            name: viewer.clone(),
+            role: "viewer".into(),
+            tracks: vec![],
+        },
+        session: cmd_tx,
+        session_id,
+        visible: false,
+    };
+    let joined = sfu.join(room, false, request).await?;
+    let tracks: Vec<_> = joined
+        .tracks
+        .iter()
+        .filter(|t| t.publisher == publisher)
+        .collect();
+    let leave = || joined.room.leave(viewer.clone(), session_id);
+    if tracks.is_empty() {
+        leave();
+        return Err(StartError::NoSuchPublisher(publisher.into()));
+    }
+    let (peer, events) = match sfu.peers.create().await {
+        Ok(created) => created,
+        Err(e) => {
+            leave();
+            return Err(e.into());
+        }
+    };
+    let mut subscriptions = Vec::new();
+    for track in tracks {
+        match Subscription::start(&peer.pc, track).await {
+            Ok(sub) => subscriptions.push(sub),
+            Err(e) => tracing::warn!("WHEP subscription failed: {e}"),
+        }
+    }
+    let answer = match peer.answer(offer).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            subscriptions.iter().for_each(Subscription::stop_feeding);
+            peer.close().await;
+            leave();
+            return Err(e.into());
+        }
+    };
+    let room_handle = joined.room.clone();
+    let viewer_id = viewer.clone();
+    tokio::spawn(async move {
+        run_whep(&subscriptions, events, cmds).await;
+        subscriptions.iter().for_each(Subscription::stop_feeding);
+        room_handle.leave(viewer, session_id);
+        peer.close().await;
+    });
+    Ok((answer, viewer_id))
+}
+
+async fn run_whep(
+    subscriptions: &[Subscription],
+    mut events: super::peer::PeerEvents,
+    mut cmds: mpsc::UnboundedReceiver<SessionCmd>,
+) {
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(PeerEvent::State(RTCPeerConnectionState::Connected)) => {
+                    subscriptions.iter().for_each(Subscription::request_keyframe);
+                }
+                Some(PeerEvent::State(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)) | None => return,
+                Some(_) => {}
+            },
+            cmd = cmds.recv() => match cmd {
+                Some(SessionCmd::Unsubscribe { track_id }) => subscriptions
+                    .iter()
+                    .filter(|s| s.track_id == track_id)
+                    .for_each(Subscription::stop_feeding),
+                Some(SessionCmd::Kick { .. }) | None => return,
+                Some(_) => {} // WHEP cannot renegotiate: new tracks need a new viewer
+            },
+        }
+    }
+}
+
+/// Ends the WHIP publisher or WHEP viewer `identity` in `room`; false when not found.
+pub async fn stop(sfu: &Sfu, room: &str, identity: &str) -> bool {
+    match sfu.find(room).await {
+        Some(handle) => handle.kick(identity.into()).await,
+        None => false,
+    }
+}

@@ -1,0 +1,361 @@
+//! A room is an actor: it owns its members, their published tracks and the active speaker.
+//! Sessions and forwarders only send it commands.
+
+use super::forwarder::ForwarderHandle;
+use super::RegistryHandle;
+use crate::metrics::METRICS;
+use signaling::protocol::{ErrorCode, MediaKind, ParticipantInfo, ServerMessage, TrackInfo};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Levels (dBov, 0 = loudest) above this count as silence for speaker detection.
+const SPEECH_LEVEL: u8 = 60;
+/// Level reports older than this no longer count.
+const LEVEL_FRESHNESS: Duration = Duration::from_secs(1);
+
+/// A track someone publishes, as handed to subscribers.
+#[derive(Clone)]
+pub struct PublishedTrack {
+    pub info: TrackInfo,
+    pub publisher: String,
+    pub forwarder: ForwarderHandle,
+}
+
+/// What a room tells one member's session.
+pub enum SessionCmd {
+    Send(ServerMessage),
+    Subscribe(PublishedTrack),
+    Unsubscribe {
+        track_id: String,
+    },
+    /// Leave now, telling the client why.
+    Kick {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+pub type SessionTx = mpsc::UnboundedSender<SessionCmd>;
+
+/// A request to join.
+pub struct JoinRequest {
+    pub info: ParticipantInfo,
+    pub session: SessionTx,
+    pub session_id: u64,
+    /// Hidden members (WHEP viewers) neither appear to others nor count toward the limit.
+    pub visible: bool,
+}
+
+/// What a joiner learns.
+pub struct Joined {
+    pub room: RoomHandle,
+    pub participants: Vec<ParticipantInfo>,
+    pub tracks: Vec<PublishedTrack>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    #[error("room `{0}` is full ({1} participants)")]
+    RoomFull(String, usize),
+    #[error("room `{0}` does not exist")]
+    NoSuchRoom(String),
+}
+
+pub(super) enum RoomCmd {
+    Join(JoinRequest, oneshot::Sender<Result<Joined, JoinError>>),
+    Leave {
+        identity: String,
+        session_id: u64,
+    },
+    Publish(PublishedTrack),
+    Mute {
+        identity: String,
+        kind: MediaKind,
+        muted: bool,
+    },
+    AudioLevel {
+        identity: String,
+        level: u8,
+    },
+    Kick {
+        identity: String,
+        reply: oneshot::Sender<bool>,
+    },
+    Shutdown,
+}
+
+/// Cloneable handle to a room actor.
+#[derive(Clone)]
+pub struct RoomHandle {
+    tx: mpsc::UnboundedSender<RoomCmd>,
+}
+
+impl RoomHandle {
+    pub fn leave(&self, identity: String, session_id: u64) {
+        let _ = self.tx.send(RoomCmd::Leave {
+            identity,
+            session_id,
+        });
+    }
+
+    pub fn publish(&self, track: PublishedTrack) {
+        let _ = self.tx.send(RoomCmd::Publish(track));
+    }
+
+    pub fn mute(&self, identity: String, kind: MediaKind, muted: bool) {
+        let _ = self.tx.send(RoomCmd::Mute {
+            identity,
+            kind,
+            muted,
+        });
+    }
+
+    pub fn audio_level(&self, identity: String, level: u8) {
+        let _ = self.tx.send(RoomCmd::AudioLevel { identity, level });
+    }
+
+    /// Makes `identity` leave; false when no such member.
+    pub async fn kick(&self, identity: String) -> bool {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(RoomCmd::Kick { identity, reply });
+        rx.await.unwrap_or(false)
+    }
+
+    pub(super) fn send(&self, cmd: RoomCmd) {
+        let _ = self.tx.send(cmd);
+    }
+}
+
+struct Member {
+    info: ParticipantInfo,
+    session: SessionTx,
+    session_id: u64,
+    visible: bool,
+}
+
+pub(super) struct Room {
+    name: String,
+    generation: u64,
+    handle: RoomHandle,
+    registry: RegistryHandle,
+    max_participants: usize,
+    members: HashMap<String, Member>,
+    tracks: Vec<PublishedTrack>,
+    joins_handled: u64,
+    levels: HashMap<String, (u8, Instant)>,
+    active_speaker: Option<String>,
+}
+
+impl Room {
+    /// Starts a room actor.
+    pub(super) fn spawn(
+        name: String,
+        generation: u64,
+        max_participants: usize,
+        registry: RegistryHandle,
+    ) -> RoomHandle {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = RoomHandle { tx };
+        let room = Room {
+            name,
+            generation,
+            handle: handle.clone(),
+            registry,
+            max_participants,
+            members: HashMap::new(),
+            tracks: Vec::new(),
+            joins_handled: 0,
+            levels: HashMap::new(),
+            active_speaker: None,
+        };
+        tokio::spawn(room.run(rx));
+        handle
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<RoomCmd>) {
+        METRICS.rooms.inc();
+        while let Some(cmd) = rx.recv().await {
+            match cmd {
+                RoomCmd::Join(request, reply) => {
+                    self.joins_handled += 1;
+                    let _ = reply.send(self.join(request));
+                }
+                RoomCmd::Leave {
+                    identity,
+                    session_id,
+                } => {
+                    if self
+                        .members
+                        .get(&identity)
+                        .is_some_and(|m| m.session_id == session_id)
+                    {
+                        self.remove(&identity);
+                    }
+                }
+                RoomCmd::Publish(track) => self.publish(track),
+                RoomCmd::Mute {
+                    identity,
+                    kind,
+                    muted,
+                } => self.mute(&identity, kind, muted),
+                RoomCmd::AudioLevel { identity, level } => self.audio_level(identity, level),
+                RoomCmd::Kick { identity, reply } => {
+                    let found = self.kick(&identity, ErrorCode::Replaced, "removed by request");
+                    let _ = reply.send(found);
+                }
+                RoomCmd::Shutdown => break,
+            }
+            if self.members.is_empty() {
+                self.registry
+                    .room_idle(self.name.clone(), self.generation, self.joins_handled);
+            }
+        }
+        METRICS.rooms.dec();
+    }
+
+    fn join(&mut self, request: JoinRequest) -> Result<Joined, JoinError> {
+        let identity = request.info.identity.clone();
+        self.kick(
+            &identity,
+            ErrorCode::Replaced,
+            "the same identity joined again",
+        );
+        let visible_count = self.members.values().filter(|m| m.visible).count();
+        if request.visible && visible_count >= self.max_participants {
+            return Err(JoinError::RoomFull(
+                self.name.clone(),
+                self.max_participants,
+            ));
+        }
+        let joined = Joined {
+            room: self.handle.clone(),
+            participants: self.visible_participants(),
+            tracks: self.tracks.clone(),
+        };
+        if request.visible {
+            METRICS.participants.inc();
+            self.announce_except(
+                &identity,
+                ServerMessage::ParticipantJoined {
+                    participant: request.info.clone(),
+                },
+            );
+        }
+        self.members.insert(
+            identity,
+            Member {
+                info: request.info,
+                session: request.session,
+                session_id: request.session_id,
+                visible: request.visible,
+            },
+        );
+        Ok(joined)
+    }
+
+    fn kick(&mut self, identity: &str, code: ErrorCode, message: &str) -> bool {
+        let Some(member) = self.members.get(identity) else {
+            return false;
+        };
+        let _ = member.session.send(SessionCmd::Kick {
+            code,
+            message: message.into(),
+        });
+        self.remove(identity);
+        true
+    }
+
+    fn remove(&mut self, identity: &str) {
+        let Some(member) = self.members.remove(identity) else {
+            return;
+        };
+        let (gone, kept): (Vec<_>, Vec<_>) =
+            self.tracks.drain(..).partition(|t| t.publisher == identity);
+        self.tracks = kept;
+        for track in gone {
+            self.broadcast_except(identity, || SessionCmd::Unsubscribe {
+                track_id: track.info.track_id.clone(),
+            });
+        }
+        self.levels.remove(identity);
+        if member.visible {
+            METRICS.participants.dec();
+            self.announce_except(
+                identity,
+                ServerMessage::ParticipantLeft {
+                    identity: identity.into(),
+                },
+            );
+        }
+        if self.active_speaker.as_deref() == Some(identity) {
+            self.set_active_speaker(None);
+        }
+    }
+
+    fn publish(&mut self, track: PublishedTrack) {
+        let publisher = track.publisher.clone();
+        let Some(member) = self.members.get_mut(&publisher) else {
+            return; // left before its track opened
+        };
+        member.info.tracks.push(track.info.clone());
+        let info = member.info.clone();
+        self.tracks.push(track.clone());
+        self.broadcast_except(&publisher, || SessionCmd::Subscribe(track.clone()));
+        self.announce_except(
+            &publisher,
+            ServerMessage::ParticipantUpdated { participant: info },
+        );
+    }
+
+    fn mute(&mut self, identity: &str, kind: MediaKind, muted: bool) {
+        let Some(member) = self.members.get_mut(identity) else {
+            return;
+        };
+        for track in member.info.tracks.iter_mut().filter(|t| t.kind == kind) {
+            track.muted = muted;
+        }
+        let participant = member.info.clone();
+        self.announce_except(identity, ServerMessage::ParticipantUpdated { participant });
+    }
+
+    fn audio_level(&mut self, identity: String, level: u8) {
+        let now = Instant::now();
+        self.levels.insert(identity, (level, now));
+        let loudest = self
+            .levels
+            .iter()
+            .filter(|(_, (l, at))| *l <= SPEECH_LEVEL && now.duration_since(*at) < LEVEL_FRESHNESS)
+            .min_by_key(|(_, (l, _))| *l)
+            .map(|(id, _)| id.clone());
+        if loudest.is_some() && loudest != self.active_speaker {
+            self.set_active_speaker(loudest);
+        }
+    }
+
+    fn set_active_speaker(&mut self, identity: Option<String>) {
+        self.active_speaker = identity.clone();
+        self.announce_except("", ServerMessage::ActiveSpeaker { identity });
+    }
+
+    fn visible_participants(&self) -> Vec<ParticipantInfo> {
+        self.members
+            .values()
+            .filter(|m| m.visible)
+            .map(|m| m.info.clone())
+            .collect()
+    }
+
+    /// Sends a command made by `make` to every member but `identity`.
+    fn broadcast_except(&self, identity: &str, make: impl Fn() -> SessionCmd) {
+        for (id, member) in &self.members {
+            if id != identity {
+                let _ = member.session.send(make());
+            }
+        }
+    }
+
+    fn announce_except(&self, identity: &str, message: ServerMessage) {
+        self.broadcast_except(identity, || SessionCmd::Send(message.clone()));
+    }
+}
