@@ -1,0 +1,135 @@
+//! Test harness: a real `capstan serve --dev` process on 127.0.0.1, and webrtc-rs test peers
+//! that publish GStreamer-generated VP8/Opus and decode what they receive with GStreamer.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod media;
+pub mod peer;
+
+use capstan::auth::{Role, TokenKeys, DEV_SECRET};
+use std::future::Future;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Log lines that mean media was silently lost or the server crashed.
+pub const FORBIDDEN_LOG_LINES: &[&str] = &["Failed to send RTP", "panicked", "extension not found"];
+
+/// A `capstan serve --dev` child process, killed on drop.
+pub struct TestServer {
+    child: Child,
+    pub base: String,
+    pub ws_base: String,
+    log: PathBuf,
+    pub data_dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts the server with extra environment variables and waits for `/healthz`.
+    pub async fn start_with(env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let log = data_dir.path().join("server.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_capstan"));
+        cmd.args(["serve", "--dev"])
+            .env("CAPSTAN_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("CAPSTAN_DATA_DIR", data_dir.path())
+            .env("CAPSTAN_RTC_BIND_IPS", "127.0.0.1")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log_file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn capstan");
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            ws_base: format!("ws://127.0.0.1:{port}"),
+            log,
+            data_dir,
+        };
+        let url = format!("{}/healthz", server.base);
+        wait_for("server /healthz", Duration::from_secs(20), || async {
+            reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        server
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A token signed with the dev secret, valid for an hour.
+    pub fn token(&self, room: &str, identity: &str, role: Role) -> String {
+        TokenKeys::new(DEV_SECRET).mint(room, identity, identity, role, Duration::from_secs(3600))
+    }
+
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// Fails when the server logged a line that means lost media or a crash.
+    pub fn assert_clean_log(&self) {
+        let log = self.log();
+        for bad in FORBIDDEN_LOG_LINES {
+            assert!(!log.contains(bad), "server log contains `{bad}`:\n{log}");
+        }
+    }
+
+    /// Current value of a Prometheus metric (sum over labels).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        text.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Polls `check` every 100 ms until it holds; panics with `what` after `timeout`.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,293 @@
+//! webrtc-rs test participants: publish GStreamer media, decode everything received.
+
+use super::media::{rtp_source, DecodeStats, Decoder, Pipeline};
+use super::TestServer;
+use capstan::config::RtcConfig;
+use capstan::sfu::peer::{codec, Peer, PeerEvent, PeerEvents, PeerFactory};
+use futures::{SinkExt, StreamExt};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use signaling::protocol::{ClientMessage, MediaKind, ParticipantInfo, ServerMessage};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::media_stream::MediaStreamTrack;
+
+/// Client-side connections bind loopback only.
+pub fn client_factory() -> PeerFactory {
+    PeerFactory::new(RtcConfig {
+        bind_ips: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        ..RtcConfig::default()
+    })
+}
+
+/// A received track and its decoder's counters.
+#[derive(Clone)]
+pub struct Received {
+    pub publisher: String,
+    pub kind: MediaKind,
+    pub stats: Arc<DecodeStats>,
+}
+
+/// What a participant has seen so far.
+#[derive(Default)]
+pub struct Seen {
+    pub participants: HashMap<String, ParticipantInfo>,
+    pub received: HashMap<String, Received>,
+    pub errors: Vec<ServerMessage>,
+    pub subscribe_offers: usize,
+}
+
+/// Shared view of a test participant's state.
+#[derive(Clone, Default)]
+pub struct SeenHandle(Arc<Mutex<Seen>>);
+
+impl SeenHandle {
+    pub fn with<T>(&self, f: impl FnOnce(&mut Seen) -> T) -> T {
+        f(&mut self.0.lock().unwrap())
+    }
+
+    /// Decoded frames of `publisher`'s track of `kind` (summed over re-subscriptions).
+    pub fn frames_from(&self, publisher: &str, kind: MediaKind) -> u64 {
+        self.with(|s| {
+            s.received
+                .values()
+                .filter(|r| r.publisher == publisher && r.kind == kind)
+                .map(|r| r.stats.frames())
+                .sum()
+        })
+    }
+
+    /// Decoded video size from `publisher`.
+    pub fn video_size_from(&self, publisher: &str) -> Option<(u32, u32)> {
+        self.with(|s| {
+            s.received
+                .values()
+                .find(|r| r.publisher == publisher && r.kind == MediaKind::Video)
+                .map(|r| r.stats.size())
+        })
+    }
+}
+
+/// Publishes VP8 + Opus tracks fed by GStreamer on `peer`; returns what keeps them running.
+pub async fn publish_test_media(peer: &Peer, stream_id: &str) -> Vec<(Pipeline, JoinHandle<()>)> {
+    let mut running = Vec::new();
+    for kind in [MediaKind::Video, MediaKind::Audio] {
+        let ssrc = rand::random::<u32>();
+        let (rtc_kind, id) = match kind {
+            MediaKind::Video => (RtpCodecKind::Video, "video"),
+            MediaKind::Audio => (RtpCodecKind::Audio, "audio"),
+        };
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            stream_id.into(),
+            id.into(),
+            id.into(),
+            rtc_kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: codec(kind),
+                ..Default::default()
+            }],
+        )));
+        peer.pc
+            .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+            .await
+            .expect("add track");
+        let (tx, mut rx) = mpsc::channel(512);
+        let source = rtp_source(kind, tx);
+        let writer = tokio::spawn(async move {
+            while let Some(mut packet) = rx.recv().await {
+                packet.header.ssrc = ssrc;
+                let _ = track.write_rtp(packet).await;
+            }
+        });
+        running.push((source, writer));
+    }
+    running
+}
+
+/// Decodes every track arriving on a connection; records them in `seen`.
+pub fn decode_incoming(mut events: PeerEvents, seen: SeenHandle) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let PeerEvent::Track(track) = event {
+                tokio::spawn(decode_track(track, seen.clone()));
+            }
+        }
+    })
+}
+
+async fn decode_track(track: Arc<dyn TrackRemote>, seen: SeenHandle) {
+    let kind = match track.kind().await {
+        RtpCodecKind::Video => MediaKind::Video,
+        RtpCodecKind::Audio => MediaKind::Audio,
+        _ => return,
+    };
+    let decoder = Decoder::new(kind);
+    let key = format!("{}#{}", track.track_id().await, rand::random::<u32>());
+    let publisher = track.stream_id().await;
+    seen.with(|s| {
+        s.received.insert(
+            key,
+            Received {
+                publisher,
+                kind,
+                stats: Arc::clone(&decoder.stats),
+            },
+        )
+    });
+    while let Some(event) = track.poll().await {
+        if let TrackRemoteEvent::OnRtpPacket(packet) = event {
+            decoder.push(&packet);
+        }
+    }
+}
+
+/// A participant connected over the signaling WebSocket.
+pub struct Participant {
+    pub identity: String,
+    pub seen: SeenHandle,
+    outgoing: mpsc::UnboundedSender<ClientMessage>,
+    tasks: Vec<JoinHandle<()>>,
+    _media: Vec<(Pipeline, JoinHandle<()>)>,
+}
+
+impl Participant {
+    /// Joins `room` as `identity` and publishes test media.
+    pub async fn join(server: &TestServer, room: &str, identity: &str) -> Self {
+        let token = server.token(room, identity, capstan::auth::Role::Participant);
+        Self::join_with_token(server, identity, &token, true).await
+    }
+
+    pub async fn join_with_token(
+        server: &TestServer,
+        identity: &str,
+        token: &str,
+        publish: bool,
+    ) -> Self {
+        let url = format!("{}/ws?token={token}", server.ws_base);
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connect");
+        let (mut ws_tx, mut ws_rx) = ws.split();
+        let seen = SeenHandle::default();
+        let factory = client_factory();
+        let (publisher, publish_events) = factory.create().await.expect("publish pc");
+        let (subscriber, subscribe_events) = factory.create().await.expect("subscribe pc");
+        let (outgoing, mut outgoing_rx) = mpsc::unbounded_channel::<ClientMessage>();
+        let writer = tokio::spawn(async move {
+            while let Some(msg) = outgoing_rx.recv().await {
+                let text = serde_json::to_string(&msg).unwrap();
+                if ws_tx.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+            let _ = ws_tx.close().await;
+        });
+        let media = if publish {
+            publish_test_media(&publisher, identity).await
+        } else {
+            Vec::new()
+        };
+        if publish {
+            let sdp = publisher.offer().await.expect("publish offer");
+            outgoing.send(ClientMessage::PublishOffer { sdp }).unwrap();
+        }
+        drop(publish_events);
+        let decoding = decode_incoming(subscribe_events, seen.clone());
+        let reply = outgoing.clone();
+        let state = seen.clone();
+        let signaling = tokio::spawn(async move {
+            while let Some(Ok(frame)) = ws_rx.next().await {
+                let Message::Text(text) = frame else { continue };
+                let msg: ServerMessage = serde_json::from_str(&text).expect("server message");
+                handle(msg, &publisher, &subscriber, &reply, &state).await;
+            }
+            publisher.close().await;
+            subscriber.close().await;
+        });
+        Self {
+            identity: identity.into(),
+            seen,
+            outgoing,
+            tasks: vec![writer, decoding, signaling],
+            _media: media,
+        }
+    }
+
+    pub fn send(&self, msg: ClientMessage) {
+        let _ = self.outgoing.send(msg);
+    }
+
+    /// Sends `leave` and tears everything down.
+    pub async fn leave(self) {
+        self.send(ClientMessage::Leave);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+async fn handle(
+    msg: ServerMessage,
+    publisher: &Peer,
+    subscriber: &Peer,
+    reply: &mpsc::UnboundedSender<ClientMessage>,
+    seen: &SeenHandle,
+) {
+    match msg {
+        ServerMessage::Welcome { participants, .. } => seen.with(|s| {
+            for p in participants {
+                s.participants.insert(p.identity.clone(), p);
+            }
+        }),
+        ServerMessage::PublishAnswer { sdp } => {
+            publisher.accept_answer(sdp).await.expect("publish answer");
+        }
+        ServerMessage::SubscribeOffer { sdp } => {
+            seen.with(|s| s.subscribe_offers += 1);
+            let sdp = subscriber.answer(sdp).await.expect("subscribe answer");
+            let _ = reply.send(ClientMessage::SubscribeAnswer { sdp });
+        }
+        ServerMessage::ParticipantJoined { participant }
+        | ServerMessage::ParticipantUpdated { participant } => seen.with(|s| {
+            s.participants
+                .insert(participant.identity.clone(), participant);
+        }),
+        ServerMessage::ParticipantLeft { identity } => seen.with(|s| {
+            s.participants.remove(&identity);
+        }),
+        ServerMessage::ActiveSpeaker { .. } => {}
+        error @ ServerMessage::Error { .. } => seen.with(|s| s.errors.push(error)),
+    }
+}
+
+/// A WHEP viewer: offers receive-only audio + video and decodes what arrives.
+pub async fn whep_offer_peer() -> (Peer, PeerEvents) {
+    let (peer, events) = client_factory().create().await.expect("whep pc");
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        peer.pc
+            .add_transceiver_from_kind(
+                kind,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .expect("recvonly transceiver");
+    }
+    (peer, events)
+}
