@@ -33,7 +33,8 @@ pub struct ForwarderHandle {
 }
 
 impl ForwarderHandle {
-    /// Adds a consumer; for video a keyframe is requested so it can start decoding.
+    /// Adds a consumer; it asks for a keyframe with [`Self::request_keyframe`] once it can
+    /// deliver one (a subscriber only after its connection is up).
     pub fn add_consumer(&self, id: u64, queue: ConsumerQueue) {
         let _ = self.commands.send(Command::AddConsumer(id, queue));
     }
@@ -42,7 +43,8 @@ impl ForwarderHandle {
         let _ = self.commands.send(Command::RemoveConsumer(id));
     }
 
-    /// Asks the publisher for a keyframe (rate-limited; ignored for audio).
+    /// Asks the publisher for a keyframe (ignored for audio). Requests within
+    /// [`PLI_INTERVAL`] of the last PLI are coalesced into one PLI at the interval's end.
     pub fn request_keyframe(&self) {
         let _ = self.commands.send(Command::RequestKeyframe);
     }
@@ -70,6 +72,7 @@ struct Forwarder {
     consumers: Vec<(u64, ConsumerQueue)>,
     media_ssrc: Option<u32>,
     last_pli: Option<Instant>,
+    pli_pending: bool,
     level: LevelWindow,
 }
 
@@ -81,6 +84,7 @@ impl Forwarder {
             consumers: Vec::new(),
             media_ssrc: None,
             last_pli: None,
+            pli_pending: false,
             level: LevelWindow::default(),
         }
     }
@@ -98,6 +102,9 @@ impl Forwarder {
                     Some(command) => self.handle(command).await,
                     None => break,
                 },
+                _ = tokio::time::sleep_until(self.next_pli_slot()), if self.pli_pending => {
+                    self.request_keyframe().await;
+                }
             }
         }
         METRICS.published_tracks.dec();
@@ -105,10 +112,7 @@ impl Forwarder {
 
     async fn handle(&mut self, command: Command) {
         match command {
-            Command::AddConsumer(id, queue) => {
-                self.consumers.push((id, queue));
-                self.request_keyframe().await;
-            }
+            Command::AddConsumer(id, queue) => self.consumers.push((id, queue)),
             Command::RemoveConsumer(id) => self.consumers.retain(|(c, _)| *c != id),
             Command::RequestKeyframe => self.request_keyframe().await,
         }
@@ -155,15 +159,24 @@ impl Forwarder {
         }
     }
 
+    fn next_pli_slot(&self) -> tokio::time::Instant {
+        let now = Instant::now();
+        let due = self.last_pli.map_or(now, |t| t + PLI_INTERVAL).max(now);
+        tokio::time::Instant::from_std(due)
+    }
+
     async fn request_keyframe(&mut self) {
+        if self.spec.kind != MediaKind::Video {
+            return;
+        }
         let Some(media_ssrc) = self.media_ssrc else {
             return;
         };
-        if self.spec.kind != MediaKind::Video
-            || self.last_pli.is_some_and(|t| t.elapsed() < PLI_INTERVAL)
-        {
+        if self.last_pli.is_some_and(|t| t.elapsed() < PLI_INTERVAL) {
+            self.pli_pending = true;
             return;
         }
+        self.pli_pending = false;
         self.last_pli = Some(Instant::now());
         METRICS.keyframe_requests.inc();
         let pli = PictureLossIndication {

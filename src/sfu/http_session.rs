@@ -120,13 +120,19 @@ pub async fn start_whep(
         }
     };
     let mut subscriptions = Vec::new();
-    for track in tracks {
-        match Subscription::start(&peer.pc, track).await {
-            Ok(sub) => subscriptions.push(sub),
-            Err(e) => tracing::warn!("WHEP subscription failed: {e}"),
+    let answer = match peer.apply_offer(offer).await {
+        Ok(()) => {
+            for track in tracks {
+                match Subscription::start(&peer, track).await {
+                    Ok(sub) => subscriptions.push(sub),
+                    Err(e) => tracing::warn!("WHEP subscription failed: {e}"),
+                }
+            }
+            peer.create_answer().await
         }
-    }
-    let answer = match peer.answer(offer).await {
+        Err(e) => Err(e),
+    };
+    let answer = match answer {
         Ok(answer) => answer,
         Err(e) => {
             subscriptions.iter().for_each(Subscription::stop_feeding);
@@ -154,9 +160,6 @@ async fn run_whep(
     loop {
         tokio::select! {
             event = events.recv() => match event {
-                Some(PeerEvent::State(RTCPeerConnectionState::Connected)) => {
-                    subscriptions.iter().for_each(Subscription::request_keyframe);
-                }
                 Some(PeerEvent::State(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)) | None => return,
                 Some(_) => {}
             },

@@ -15,6 +15,7 @@ use rtc::sansio::Protocol;
 use signaling::protocol::{IceCandidate, MediaKind};
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -163,6 +164,7 @@ impl PeerFactory {
         let (engine, registry) = media_engine()?;
         let (events_tx, events) = mpsc::unbounded_channel();
         let (gathered_tx, gathered) = watch::channel(false);
+        let connected = Arc::new(AtomicBool::new(false));
         let pc = PeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_setting_engine(settings.build())
@@ -171,6 +173,7 @@ impl PeerFactory {
             .with_handler(Arc::new(EventBridge {
                 events: events_tx,
                 gathered: gathered_tx,
+                connected: Arc::clone(&connected),
             }))
             .with_udp_addrs(addrs)
             .build()
@@ -179,6 +182,7 @@ impl PeerFactory {
         let peer = Peer {
             pc: Arc::new(pc),
             gathered,
+            connected,
             loopback_only: self.rtc.loopback_only(),
             _lease: lease,
         };
@@ -189,6 +193,7 @@ impl PeerFactory {
 struct EventBridge {
     events: mpsc::UnboundedSender<PeerEvent>,
     gathered: watch::Sender<bool>,
+    connected: Arc<AtomicBool>,
 }
 
 #[async_trait::async_trait]
@@ -198,6 +203,10 @@ impl PeerConnectionEventHandler for EventBridge {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.connected.store(
+            state == RTCPeerConnectionState::Connected,
+            Ordering::Relaxed,
+        );
         let _ = self.events.send(PeerEvent::State(state));
     }
 
@@ -212,6 +221,8 @@ impl PeerConnectionEventHandler for EventBridge {
 pub struct Peer {
     pub pc: Arc<dyn PeerConnection>,
     gathered: watch::Receiver<bool>,
+    /// True while DTLS is up: RTP written before that is lost (and logged by webrtc-rs).
+    pub connected: Arc<AtomicBool>,
     loopback_only: bool,
     _lease: Option<PortLease>,
 }
@@ -219,12 +230,22 @@ pub struct Peer {
 impl Peer {
     /// Applies a remote offer and returns the complete local answer.
     pub async fn answer(&self, offer: String) -> Result<String, PeerError> {
+        self.apply_offer(offer).await?;
+        self.create_answer().await
+    }
+
+    /// Applies a remote offer (tracks added afterwards send on the offered sections).
+    pub async fn apply_offer(&self, offer: String) -> Result<(), PeerError> {
         let desc = RTCSessionDescription::offer(offer)
             .map_err(|e| PeerError::InvalidSdp(e.to_string()))?;
         self.pc
             .set_remote_description(desc)
             .await
-            .map_err(|e| PeerError::InvalidSdp(e.to_string()))?;
+            .map_err(|e| PeerError::InvalidSdp(e.to_string()))
+    }
+
+    /// Creates and applies the answer to the applied offer and returns it complete.
+    pub async fn create_answer(&self) -> Result<String, PeerError> {
         let answer = self.pc.create_answer(None).await.map_err(negotiation)?;
         self.pc
             .set_local_description(answer)

@@ -281,13 +281,6 @@ impl Session {
 
     fn on_subscribe_event(&mut self, event: PeerEvent) -> Flow {
         match event {
-            // Packets sent before DTLS was up were lost: start every video afresh.
-            PeerEvent::State(RTCPeerConnectionState::Connected) => {
-                self.subscriptions
-                    .values()
-                    .for_each(Subscription::request_keyframe);
-                Flow::Continue
-            }
             PeerEvent::State(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) => {
                 Flow::End
             }
@@ -296,7 +289,7 @@ impl Session {
     }
 
     async fn subscribe(&mut self, track: &PublishedTrack) {
-        match Subscription::start(&self.subscriber.pc, track).await {
+        match Subscription::start(&self.subscriber, track).await {
             Ok(sub) => {
                 self.subscriptions.insert(sub.track_id.clone(), sub);
             }

@@ -11,6 +11,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use signaling::protocol::MediaKind;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -38,10 +39,7 @@ pub struct Subscription {
 
 impl Subscription {
     /// Adds `track` to `pc` and starts feeding it.
-    pub async fn start(
-        pc: &Arc<dyn PeerConnection>,
-        track: &PublishedTrack,
-    ) -> Result<Self, PeerError> {
+    pub async fn start(peer: &Peer, track: &PublishedTrack) -> Result<Self, PeerError> {
         let ssrc = rand::random::<u32>();
         let kind = track.info.kind;
         let codec = codec(kind);
@@ -63,7 +61,8 @@ impl Subscription {
                 ..Default::default()
             }],
         )));
-        let sender = pc
+        let sender = peer
+            .pc
             .add_track(Arc::clone(&local) as Arc<dyn TrackLocal>)
             .await
             .map_err(|e| PeerError::Negotiation(format!("add track: {e}")))?;
@@ -73,6 +72,8 @@ impl Subscription {
         };
         let (queue, packets) = mpsc::channel(capacity);
         let writer = Writer {
+            forwarder: track.forwarder.clone(),
+            connected: Arc::clone(&peer.connected),
             local: Arc::clone(&local),
             sender: Arc::clone(&sender),
             ssrc,
@@ -94,11 +95,6 @@ impl Subscription {
         })
     }
 
-    /// Asks the publisher for a keyframe for this subscriber (e.g. once it connected).
-    pub fn request_keyframe(&self) {
-        self.forwarder.request_keyframe();
-    }
-
     /// Stops feeding and removes the sender from `pc` (the caller renegotiates).
     pub async fn end(self, pc: &Arc<dyn PeerConnection>) {
         self.stop_feeding();
@@ -115,6 +111,8 @@ impl Subscription {
 }
 
 struct Writer {
+    forwarder: ForwarderHandle,
+    connected: Arc<AtomicBool>,
     local: Arc<TrackLocalStaticRTP>,
     sender: Arc<dyn RtpSender>,
     ssrc: u32,
@@ -124,7 +122,17 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self, mut packets: mpsc::Receiver<rtp::Packet>) {
+        let mut started = false;
         while let Some(mut packet) = packets.recv().await {
+            if !self.connected.load(Ordering::Relaxed) {
+                METRICS.drop_packet("subscriber_not_connected");
+                continue;
+            }
+            if !started {
+                // Whatever was sent before is lost: decoding starts at the next keyframe.
+                started = true;
+                self.forwarder.request_keyframe();
+            }
             if self.payload_type.is_none() {
                 self.payload_type = Peer::payload_type(&self.sender, &self.mime).await;
             }

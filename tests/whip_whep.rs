@@ -1,0 +1,103 @@
+//! WHIP publish + WHEP subscribe round trip with real webrtc-rs peers.
+
+mod common;
+
+use capstan::auth::Role;
+use common::media::{HEIGHT, WIDTH};
+use common::peer::{
+    client_factory, decode_incoming, publish_test_media, whep_offer_peer, SeenHandle,
+};
+use common::{wait_for, TestServer};
+use reqwest::StatusCode;
+use signaling::protocol::MediaKind;
+use std::time::Duration;
+
+/// POSTs an SDP offer; returns status, Location and body.
+async fn post_sdp(url: &str, token: &str, sdp: String) -> (StatusCode, Option<String>, String) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .header("Content-Type", "application/sdp")
+        .body(sdp)
+        .send()
+        .await
+        .expect("POST");
+    let status = response.status();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string());
+    (status, location, response.text().await.unwrap())
+}
+
+async fn delete(url: &str, token: &str) -> StatusCode {
+    reqwest::Client::new()
+        .delete(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("DELETE")
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_publisher_reaches_whep_viewer() {
+    let server = TestServer::start().await;
+    let publish_token = server.token("w", "cam", Role::Participant);
+    let (publisher, _events) = client_factory().create().await.unwrap();
+    let _media = publish_test_media(&publisher, "cam").await;
+    let offer = publisher.offer().await.unwrap();
+    let (status, location, answer) =
+        post_sdp(&format!("{}/whip/w", server.base), &publish_token, offer).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(location.as_deref(), Some("/whip/w/cam"));
+    assert!(answer.starts_with("v=0"), "an SDP answer: {answer}");
+    publisher.accept_answer(answer).await.unwrap();
+
+    let view_token = server.token("w", "viewer", Role::Participant);
+    let whep_url = format!("{}/whep/w/cam", server.base);
+    // WHEP subscribes to the tracks published at that moment: wait for both to open.
+    wait_for(
+        "both WHIP tracks published",
+        Duration::from_secs(20),
+        || async { server.metric("capstan_published_tracks").await >= 2.0 },
+    )
+    .await;
+    let (viewer, events) = whep_offer_peer().await;
+    let response = post_sdp(&whep_url, &view_token, viewer.offer().await.unwrap()).await;
+    let (status, viewer_location, answer) = response;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let viewer_location = viewer_location.expect("Location");
+    assert!(
+        viewer_location.starts_with("/whep/w/cam/whep-"),
+        "{viewer_location}"
+    );
+    viewer.accept_answer(answer).await.unwrap();
+
+    let seen = SeenHandle::default();
+    let _decoding = decode_incoming(events, seen.clone());
+    wait_for("WHEP viewer decoding", Duration::from_secs(30), || async {
+        seen.frames_from("cam", MediaKind::Video) >= 30
+            && seen.frames_from("cam", MediaKind::Audio) >= 30
+    })
+    .await;
+    assert_eq!(seen.video_size_from("cam"), Some((WIDTH, HEIGHT)));
+
+    let viewer_url = format!("{}{viewer_location}", server.base);
+    assert_eq!(delete(&viewer_url, &view_token).await, StatusCode::OK);
+    assert_eq!(
+        delete(&viewer_url, &view_token).await,
+        StatusCode::NOT_FOUND
+    );
+    let whip_url = format!("{}/whip/w/cam", server.base);
+    assert_eq!(
+        delete(&whip_url, &view_token).await,
+        StatusCode::FORBIDDEN,
+        "only the publisher"
+    );
+    assert_eq!(delete(&whip_url, &publish_token).await, StatusCode::OK);
+    let (again, _) = whep_offer_peer().await;
+    let (status, _, _) = post_sdp(&whep_url, &view_token, again.offer().await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the publisher left");
+    server.assert_clean_log();
+}
