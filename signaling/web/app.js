@@ -510,7 +510,7 @@
           'li',
           { class: `participant${S.activeSpeaker === p.identity ? ' speaking' : ''}`, dataset: { identity: p.identity } },
           avatar,
-          h('span', { class: 'p-name' }, p.name, p.self ? h('span', { class: 'p-you' }, ' (you)') : null),
+          h('span', { class: 'p-name' }, h('span', { class: 'p-text' }, p.name), p.self ? h('span', { class: 'p-you' }, '(you)') : null),
           p.role === 'host' ? h('span', { class: 'tag' }, 'host') : null,
           h('span', { class: 'p-icons' },
             micMuted ? h('span', { class: 'p-icon off', title: 'Microphone muted', html: ICONS.micOff }) : null,
@@ -617,6 +617,10 @@
         S.tiles.delete(identity);
       }
       $('self-video').srcObject = null;
+      S.participants.clear();
+      S.trackOwner.clear();
+      S.activeSpeaker = null;
+      renderList();
       setRecording(null);
       layoutGrid();
       updateConn();

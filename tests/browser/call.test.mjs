@@ -199,6 +199,9 @@ after(async () => {
   if (browser) await browser.close().catch(() => {});
   await stopServer();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  // Also catch what happened after the test's own check, e.g. a panic during shutdown.
+  const bad = serverLog.split('\n').filter((l) => BAD_LOG_LINE.test(l));
+  assert.deepEqual(bad, [], 'server log has lines matching /Failed to send RTP|panicked/');
 }, { timeout: 20_000 });
 
 test('two browsers see and hear each other; a leave removes the tile', { timeout: 60_000 }, async () => {
