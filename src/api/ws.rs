@@ -3,6 +3,7 @@
 use super::{ApiError, AppState};
 use crate::auth::AuthError;
 use crate::sfu::session::{self, Incoming, Participant};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -25,10 +26,11 @@ pub struct WsQuery {
 pub async fn upgrade(
     State(state): State<AppState>,
     Query(q): Query<WsQuery>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let token = q.token.ok_or(AuthError::Missing)?;
     let claims = state.keys.verify(&token)?;
+    let ws = ws.map_err(|e| ApiError::new(e.status(), "bad_request", e.body_text()))?;
     let participant = Participant {
         room: claims.room.clone(),
         info: ParticipantInfo {

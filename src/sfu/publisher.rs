@@ -25,6 +25,7 @@ pub struct Publisher {
     /// RFC 6464 extension id from the latest offer.
     pub audio_level_ext: Option<u8>,
     seen: HashSet<String>,
+    answered: bool,
 }
 
 impl Publisher {
@@ -36,13 +37,21 @@ impl Publisher {
             room,
             audio_level_ext: None,
             seen: HashSet::new(),
+            answered: false,
         }
     }
 
     /// Answers a publish offer (initial or renegotiation).
     pub async fn answer(&mut self, offer: String) -> Result<String, super::peer::PeerError> {
         self.audio_level_ext = signaling::sdp::extmap_id(&offer, signaling::sdp::AUDIO_LEVEL_URI);
-        self.peer.answer(offer).await
+        let answer = self.peer.answer(offer).await?;
+        self.answered = true;
+        Ok(answer)
+    }
+
+    /// Whether an offer was ever answered on this connection.
+    pub fn negotiated(&self) -> bool {
+        self.answered
     }
 
     pub async fn on_event(&mut self, event: PeerEvent) -> Flow {

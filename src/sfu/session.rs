@@ -232,7 +232,16 @@ impl Session {
         let publisher = self.publisher.as_mut().expect("created above");
         match publisher.answer(sdp).await {
             Ok(sdp) => self.send(ServerMessage::PublishAnswer { sdp }).await,
-            Err(e) => self.error(peer_error_code(&e), e.to_string()).await,
+            Err(e) => {
+                // A connection whose first offer failed holds nothing worth keeping: the
+                // client may start over with a new one.
+                if !publisher.negotiated() {
+                    if let Some(failed) = self.publisher.take() {
+                        failed.peer.close().await;
+                    }
+                }
+                self.error(peer_error_code(&e), e.to_string()).await
+            }
         }
     }
 

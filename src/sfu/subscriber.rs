@@ -98,6 +98,11 @@ impl Subscription {
     /// Stops feeding and removes the sender from `pc` (the caller renegotiates).
     pub async fn end(self, pc: &Arc<dyn PeerConnection>) {
         self.stop_feeding();
+        // A write already handed to the driver must be processed before the removal, or the
+        // driver meets a packet for a sender it no longer knows.
+        for task in self.tasks {
+            let _ = task.await;
+        }
         let _ = pc.remove_track(&self.sender).await;
     }
 
