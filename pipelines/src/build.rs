@@ -1,0 +1,135 @@
+//! The thin, effectful half of pipeline construction: turns plan pieces into linked elements.
+
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::prelude::*;
+
+use crate::plan::{ElementPlan, MixerPlan, OutputPlan, Plan};
+use crate::spec::TrackKind;
+
+/// A GStreamer element could not be created, configured or linked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("pipeline build failed: {0}")]
+pub struct BuildError(pub String);
+
+fn err(context: impl std::fmt::Display) -> impl FnOnce(glib::BoolError) -> BuildError {
+    move |e| BuildError(format!("{context}: {e}"))
+}
+
+/// Creates one element and sets its planned properties.
+pub(crate) fn element(plan: &ElementPlan) -> Result<gst::Element, BuildError> {
+    let e = gst::ElementFactory::make(plan.factory)
+        .build()
+        .map_err(err(format!("missing element {}", plan.factory)))?;
+    for (name, text) in &plan.props {
+        let pspec = e
+            .find_property(name)
+            .ok_or_else(|| BuildError(format!("{} has no property {name}", plan.factory)))?;
+        let value = glib::Value::deserialize(text, pspec.value_type())
+            .map_err(err(format!("{}.{name}={text}", plan.factory)))?;
+        e.set_property_from_value(name, &value);
+    }
+    Ok(e)
+}
+
+/// Creates, adds and links a chain of elements (state is left to the caller).
+pub(crate) fn add_chain(
+    bin: &gst::Pipeline,
+    plans: &[ElementPlan],
+) -> Result<Vec<gst::Element>, BuildError> {
+    let elements = plans.iter().map(element).collect::<Result<Vec<_>, _>>()?;
+    bin.add_many(&elements).map_err(err("add chain"))?;
+    gst::Element::link_many(&elements).map_err(err("link chain"))?;
+    Ok(elements)
+}
+
+/// Links `src`'s src pad to a new request pad of `sink` (`sink_%u`, `video_%u` or `audio_%u`).
+pub(crate) fn link_request(
+    src: &gst::Element,
+    sink: &gst::Element,
+    template: &str,
+) -> Result<gst::Pad, BuildError> {
+    let pad = sink
+        .request_pad_simple(template)
+        .ok_or_else(|| BuildError(format!("{} refused a {template} pad", sink.name())))?;
+    let src_pad = src
+        .static_pad("src")
+        .ok_or_else(|| BuildError("chain has no src pad".into()))?;
+    src_pad
+        .link(&pad)
+        .map_err(|e| BuildError(format!("link to {template}: {e:?}")))?;
+    Ok(pad)
+}
+
+/// The muxer request pad template for a kind.
+pub(crate) fn mux_template(kind: TrackKind) -> &'static str {
+    match kind {
+        TrackKind::Audio => "audio_%u",
+        TrackKind::Video => "video_%u",
+    }
+}
+
+/// A muxer writing to its `.part` file.
+#[derive(Debug, Clone)]
+pub(crate) struct BuiltOutput {
+    pub(crate) muxer: gst::Element,
+    pub(crate) sink: gst::Element,
+}
+
+/// `muxer ! filesink location=<part>`.
+pub(crate) fn add_output(
+    bin: &gst::Pipeline,
+    plan: &OutputPlan,
+) -> Result<BuiltOutput, BuildError> {
+    let muxer = element(&plan.muxer)?;
+    let sink = gst::ElementFactory::make("filesink")
+        .property("location", plan.part_path.to_string_lossy().to_string())
+        .property("async", false)
+        .property("sync", false)
+        .build()
+        .map_err(err("filesink"))?;
+    bin.add_many([&muxer, &sink]).map_err(err("add output"))?;
+    muxer.link(&sink).map_err(err("link muxer"))?;
+    Ok(BuiltOutput { muxer, sink })
+}
+
+/// `source ! mixer ! encode... ! muxer`; returns the mixer.
+pub(crate) fn add_mixer(
+    bin: &gst::Pipeline,
+    plan: &MixerPlan,
+    muxer: &gst::Element,
+) -> Result<gst::Element, BuildError> {
+    let source = add_chain(bin, &plan.source)?;
+    let mixer = element(&plan.mixer)?;
+    bin.add(&mixer).map_err(err("add mixer"))?;
+    let background = link_request(source.last().expect("source chain"), &mixer, "sink_%u")?;
+    background.set_property("zorder", 0u32);
+    let encode = add_chain(bin, &plan.encode.elements)?;
+    mixer.link(&encode[0]).map_err(err("link mixer"))?;
+    link_request(
+        encode.last().expect("encode chain"),
+        muxer,
+        mux_template(plan.kind),
+    )?;
+    Ok(mixer)
+}
+
+/// The static part of a plan: outputs and mixers (branches are added per input).
+#[derive(Debug, Default)]
+pub(crate) struct BuiltCore {
+    pub(crate) outputs: Vec<(String, BuiltOutput)>,
+    pub(crate) mixers: Vec<(TrackKind, gst::Element)>,
+}
+
+/// Materializes the outputs and mixers of `plan` into `bin`.
+pub(crate) fn materialize(bin: &gst::Pipeline, plan: &Plan) -> Result<BuiltCore, BuildError> {
+    let mut core = BuiltCore::default();
+    for out in &plan.outputs {
+        core.outputs.push((out.key.clone(), add_output(bin, out)?));
+    }
+    for mix in &plan.mixers {
+        let muxer = &core.outputs[0].1.muxer;
+        core.mixers.push((mix.kind, add_mixer(bin, mix, muxer)?));
+    }
+    Ok(core)
+}
