@@ -12,6 +12,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,6 +39,8 @@ const CHROMIUM_ARGS = [
 const BAD_LOG_LINE = /Failed to send RTP|panicked/;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** A sleep that does not keep node alive (for the losing side of a race). */
+const idle = (ms) => new Promise((r) => setTimeout(r, ms).unref());
 
 /** Runs `fn` and rejects if it takes longer than `ms`. */
 async function within(ms, what, fn) {
@@ -61,6 +64,18 @@ function freePort() {
       const { port } = srv.address();
       srv.close(() => resolve(port));
     });
+  });
+}
+
+/** Status of a GET without keep-alive (a pooled socket would keep node alive after the test). */
+function httpStatus(url) {
+  return new Promise((resolve) => {
+    const req = http.get(url, { agent: false, timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(0));
   });
 }
 
@@ -100,13 +115,8 @@ async function startServer() {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     if (serverExit) throw new Error(`capstan exited early (${JSON.stringify(serverExit)}; binary ${BIN}):\n${serverLog}`);
-    try {
-      const r = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(1000) });
-      if (r.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await Promise.race([sleep(100), exited]);
+    if ((await httpStatus(`${base}/healthz`)) === 200) return;
+    await Promise.race([idle(100), exited]);
   }
   throw new Error(`capstan did not answer GET /healthz with 200 within 30 s:\n${serverLog}`);
 }
@@ -115,10 +125,10 @@ async function stopServer() {
   if (!server || serverExit) return;
   const exited = new Promise((resolve) => server.once('exit', resolve));
   server.kill('SIGTERM');
-  const done = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
+  const done = await Promise.race([exited.then(() => true), idle(5000).then(() => false)]);
   if (!done) {
     server.kill('SIGKILL');
-    await Promise.race([exited, sleep(2000)]);
+    await Promise.race([exited, idle(2000)]);
   }
 }
 
@@ -189,15 +199,22 @@ async function dumpDiagnostics() {
   console.error(`--- server log (exit: ${JSON.stringify(serverExit)})\n${serverLog.slice(-8000)}`);
 }
 
+const t0 = Date.now();
+const phase = (what) => console.log(`# ${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
+
 before(async () => {
   await startServer();
+  phase(`server up at ${base}`);
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
+  phase(`chromium ${browser.version()} launched`);
 }, { timeout: 60_000 });
 
 after(async () => {
   for (const { context } of Object.values(pages)) await context.close().catch(() => {});
   if (browser) await browser.close().catch(() => {});
+  phase('browser closed');
   await stopServer();
+  phase(`server stopped (${JSON.stringify(serverExit)})`);
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
   // Also catch what happened after the test's own check, e.g. a panic during shutdown.
   const bad = serverLog.split('\n').filter((l) => BAD_LOG_LINE.test(l));
