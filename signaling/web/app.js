@@ -79,6 +79,10 @@
     const dev = await devModeAvailable();
     form.classList.toggle('no-dev', !dev);
     if (!dev) {
+      // Without dev tokens the name comes from the token.
+      nameInput.required = false;
+      nameInput.closest('.field').hidden = true;
+      form.elements.token.required = true;
       form.querySelector('details.token-field').open = true;
       note.textContent = 'This server needs an access token from your application.';
     }
@@ -617,6 +621,7 @@
         S.tiles.delete(identity);
       }
       $('self-video').srcObject = null;
+      $('self-view').classList.remove('speaking', 'has-video');
       S.participants.clear();
       S.trackOwner.clear();
       S.activeSpeaker = null;
@@ -625,6 +630,7 @@
       layoutGrid();
       updateConn();
       for (const b of ['mic-btn', 'cam-btn', 'leave-btn']) $(b).disabled = true;
+      $('rejoin-btn').hidden = title === 'Cannot join';
       $('ended-title').textContent = title;
       $('ended-reason').textContent = reason;
       $('prejoin-form').hidden = true;
