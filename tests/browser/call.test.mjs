@@ -258,6 +258,11 @@ test('two browsers see and hear each other; a leave removes the tile', { timeout
     assert.equal(await a.locator('#record-controls').count(), 1, 'reserved #record-controls exists');
     const shot = await a.screenshot({ timeout: 10_000 });
 
+    // b mutes its microphone: a's tile and list show it (mute → participant_updated).
+    await b.click('#mic-btn', { timeout: 5000 });
+    await a.waitForSelector('.tile.remote[data-name="b"].mic-muted', { timeout: 5000 });
+    assert.equal((await b.evaluate(() => window.capstan.state())).muted.audio, true, 'b is muted');
+
     // b leaves: its page ends the call, a's tile for b disappears.
     await b.click('#leave-btn', { timeout: 5000 });
     await b.waitForFunction(() => window.capstan.state().phase === 'ended', null, { timeout: 5000 });
