@@ -160,7 +160,8 @@
     // ----- signaling ---------------------------------------------------------------------
 
     function logMessage(dir, msg) {
-      S.messages.push({ dir, type: msg.type, at: Date.now() });
+      const type = msg.type === 'candidate' ? `candidate(${msg.pc})` : msg.type;
+      S.messages.push({ dir, type, at: Date.now() });
       if (S.messages.length > 200) S.messages.shift();
     }
 

@@ -275,8 +275,9 @@ test('two browsers see and hear each other; a leave removes the tile', { timeout
 
     // No uncaught exceptions in the UI; nothing dropped or panicking on the server.
     await sleep(500);
-    for (const [name, { errors }] of Object.entries(pages)) {
+    for (const [name, { errors, console: log }] of Object.entries(pages)) {
       assert.deepEqual(errors, [], `uncaught errors on page ${name}`);
+      assert.deepEqual(log.filter((l) => l.startsWith('[error]')), [], `console errors on page ${name}`);
     }
     const bad = serverLog.split('\n').filter((l) => BAD_LOG_LINE.test(l));
     assert.deepEqual(bad, [], 'server log has lines matching /Failed to send RTP|panicked/');
