@@ -103,7 +103,9 @@ pub(crate) fn add_mixer(
     let mixer = element(&plan.mixer)?;
     bin.add(&mixer).map_err(err("add mixer"))?;
     let background = link_request(source.last().expect("source chain"), &mixer, "sink_%u")?;
-    background.set_property("zorder", 0u32);
+    if plan.kind == TrackKind::Video {
+        background.set_property("zorder", 0u32);
+    }
     let encode = add_chain(bin, &plan.encode.elements)?;
     mixer.link(&encode[0]).map_err(err("link mixer"))?;
     link_request(
