@@ -146,6 +146,7 @@
       lastError: null,
       endReason: null,
       messages: [], // recent signaling messages, for debugging
+      timeline: {}, // when (ms since page load) each connection milestone was first reached
       recordingStartedAt: null,
     };
 
@@ -444,6 +445,7 @@
       const micMuted = tracks.some((t) => t.kind === 'audio' && t.muted);
       const hasVideo = tile.stream.getVideoTracks().length > 0 && tile.video.videoWidth > 0 && !camMuted;
       tile.el.classList.toggle('has-video', hasVideo);
+      if (hasVideo) mark(`video:${identity}`);
       tile.el.classList.toggle('mic-muted', micMuted);
       tile.el.classList.toggle('speaking', S.activeSpeaker === identity);
       if (p) {
@@ -491,7 +493,21 @@
     function layoutGrid() {
       const grid = $('grid');
       const n = S.tiles.size;
-      const cols = n <= 1 ? 1 : n <= 4 ? 2 : n <= 9 ? 3 : 4;
+      // Pick the column count that shows 4:3 videos largest in the available area.
+      const W = grid.parentElement.clientWidth || 1;
+      const H = grid.parentElement.clientHeight || 1;
+      let cols = 1;
+      let best = -1;
+      for (let c = 1; c <= Math.max(1, n); c++) {
+        const r = Math.ceil(n / c);
+        const w = W / c;
+        const h = H / r;
+        const area = Math.min(w, (h * 4) / 3) * Math.min(h, (w * 3) / 4);
+        if (area > best + 1) {
+          best = area;
+          cols = c;
+        }
+      }
       const rows = Math.max(1, Math.ceil(n / cols));
       grid.dataset.count = String(n);
       grid.style.setProperty('--cols', cols);
@@ -668,9 +684,18 @@
       return ['connecting', 'Connecting media…'];
     }
 
+    function mark(what) {
+      if (!(what in S.timeline)) S.timeline[what] = Math.round(performance.now());
+    }
+
     let lastConn = null;
     function updateConn() {
       const [state, text] = connState();
+      if (S.ws && S.ws.readyState === WebSocket.OPEN) mark('signaling_open');
+      if (S.me) mark('welcome');
+      if (S.pub) mark(`publish_${S.pub.connectionState}`);
+      if (S.sub) mark(`subscribe_${S.sub.connectionState}`);
+      mark(state);
       const el = $('conn');
       el.dataset.state = state;
       $('conn-text').textContent = text;
@@ -799,6 +824,7 @@
       stats: inboundStats,
       publishStats: outboundStats,
       messages: () => S.messages.slice(),
+      timeline: () => ({ ...S.timeline }),
       leave,
       toggle,
       ui: { setRecording, toast },
@@ -807,6 +833,7 @@
     updateConn();
     layoutGrid();
     renderList();
+    new ResizeObserver(() => layoutGrid()).observe($('grid').parentElement);
     start().catch((e) => {
       console.error('capstan: join failed', e);
       end(`Could not join: ${e.message || e}`, 'Cannot join');
