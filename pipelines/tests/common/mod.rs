@@ -103,6 +103,7 @@ pub fn markers(secs: f64) -> Vec<f64> {
 
 /// 320x240 black video with one white frame at each of `marks` (seconds), VP8 RTP.
 pub fn flashes(secs: f64, marks: &[f64]) -> RtpTrack {
+    init();
     let (w, h) = (320usize, 240usize);
     let frames = (secs * 30.0).round() as u64;
     let feed = (0..frames)
@@ -127,6 +128,7 @@ pub fn flashes(secs: f64, marks: &[f64]) -> RtpTrack {
 
 /// Silence with a 100 ms 1 kHz beep starting at each of `marks` (seconds), Opus RTP.
 pub fn beeps(secs: f64, marks: &[f64]) -> RtpTrack {
+    init();
     let chunks = (secs * 50.0).round() as u64;
     let feed = (0..chunks)
         .map(|c| {
@@ -376,7 +378,7 @@ pub fn probe(path: &Path) -> Probe {
             duration: num(&s["duration"]),
         })
         .collect();
-    Probe {
+    let probe = Probe {
         format: json["format"]["format_name"]
             .as_str()
             .unwrap_or_default()
@@ -384,7 +386,9 @@ pub fn probe(path: &Path) -> Probe {
         duration: num(&json["format"]["duration"]).unwrap_or(0.0),
         start_time: num(&json["format"]["start_time"]).unwrap_or(0.0),
         streams,
-    }
+    };
+    eprintln!("ffprobe {}: {probe:?}", path.display());
+    probe
 }
 
 impl Probe {
@@ -455,19 +459,47 @@ pub fn file_of<'a>(outcome: &'a Outcome, participant: Option<&str>) -> &'a PathB
         .path
 }
 
-/// Decoded markers of a file: onset times (s) of white frames and of beeps.
-pub struct Marks {
-    pub flashes: Vec<f64>,
+/// A decoded file: mean luma of every video frame and the onsets of beeps.
+pub struct Decoded {
+    /// `(pts seconds, mean luma 0-255)` per frame.
+    pub frames: Vec<(f64, f64)>,
+    /// Onset times (s) of beeps.
     pub beeps: Vec<f64>,
 }
 
-/// Decodes `path` with GStreamer and finds flash (luma jump) and beep (level jump) onsets.
-pub fn find_marks(path: &Path) -> Marks {
+impl Decoded {
+    /// Onset times (s) of white flashes.
+    pub fn flashes(&self) -> Vec<f64> {
+        let mut found = Vec::new();
+        let mut was_on = false;
+        for &(t, luma) in &self.frames {
+            let on = luma > 128.0;
+            if on && !was_on {
+                found.push(t);
+            }
+            was_on = on;
+        }
+        found
+    }
+
+    /// Mean luma of the frame shown at `t` seconds.
+    pub fn luma_at(&self, t: f64) -> f64 {
+        self.frames
+            .iter()
+            .rev()
+            .find(|(pts, _)| *pts <= t)
+            .map(|(_, l)| *l)
+            .unwrap_or_else(|| panic!("no frame at {t}"))
+    }
+}
+
+/// Decodes a file with video and audio using GStreamer.
+pub fn decode(path: &Path) -> Decoded {
     init();
     let desc = format!(
         "filesrc location={} ! decodebin name=d \
-         d. ! queue ! videoconvert ! video/x-raw,format=GRAY8 ! appsink name=v sync=false \
-         d. ! queue ! audioconvert ! audio/x-raw,format=F32LE,channels=1,rate=48000 ! appsink name=a sync=false",
+         d. ! videoconvert ! video/x-raw,format=GRAY8 ! queue ! appsink name=v sync=false \
+         d. ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,channels=1,rate=48000 ! queue ! appsink name=a sync=false",
         path.display()
     );
     let pipeline = gst::parse::launch(&desc)
@@ -483,29 +515,22 @@ pub fn find_marks(path: &Path) -> Marks {
     };
     let (v, a) = (sink("v"), sink("a"));
     pipeline.set_state(gst::State::Playing).unwrap();
-    let video = std::thread::spawn(move || {
-        onsets(&v, |data| {
-            data.iter().map(|&b| f64::from(b)).sum::<f64>() / data.len() as f64 > 128.0
-        })
-    });
+    let video = std::thread::spawn(move || frame_lumas(&v));
     let beeps = audio_onsets(&a);
-    let flashes = video.join().unwrap();
+    let frames = video.join().unwrap();
     pipeline.set_state(gst::State::Null).unwrap();
-    Marks { flashes, beeps }
+    Decoded { frames, beeps }
 }
 
-fn onsets(sink: &gst_app::AppSink, on: impl Fn(&[u8]) -> bool) -> Vec<f64> {
-    let mut found = Vec::new();
-    let mut was_on = false;
+fn frame_lumas(sink: &gst_app::AppSink) -> Vec<(f64, f64)> {
+    let mut frames = Vec::new();
     while let Ok(sample) = sink.pull_sample() {
         let buf = sample.buffer().unwrap();
-        let now_on = on(&buf.map_readable().unwrap());
-        if now_on && !was_on {
-            found.push(buf.pts().unwrap().nseconds() as f64 / 1e9);
-        }
-        was_on = now_on;
+        let map = buf.map_readable().unwrap();
+        let luma = map.iter().map(|&b| f64::from(b)).sum::<f64>() / map.len() as f64;
+        frames.push((buf.pts().unwrap().nseconds() as f64 / 1e9, luma));
     }
-    found
+    frames
 }
 
 /// Beep onsets at 1 ms resolution: first 1 ms window whose RMS exceeds 0.05 after ≥ 200 ms quiet.

@@ -1,0 +1,97 @@
+//! A/V sync and audio timeline integrity: white flashes and beeps at the same instants.
+
+mod common;
+
+use common::*;
+use pipelines::*;
+
+const SECS: f64 = 6.0;
+
+/// Records one participant sending flashes + beeps (audio optionally with DTX-like gaps in the
+/// silence between beeps) and returns the decoded output of its file.
+async fn record_marks(mode: Mode, format: Format, gaps: &[(f64, f64)]) -> Decoded {
+    let dir = tempfile::tempdir().unwrap();
+    let marks = markers(SECS);
+    let video = flashes(SECS, &marks).with_ssrc(11);
+    let mut audio = beeps(SECS, &marks).with_ssrc(12);
+    for (from, to) in gaps {
+        audio = audio.without(*from, *to);
+    }
+    let (rec, _events) = start(spec(dir.path(), mode, format, false)).await;
+    let v = rec
+        .add_input(track_spec("v", "p0", TrackKind::Video))
+        .await
+        .unwrap();
+    let a = rec
+        .add_input(track_spec("a", "p0", TrackKind::Audio))
+        .await
+        .unwrap();
+    wait(vec![feed(v, video), feed(a, audio)]).await;
+    let outcome = stop(&rec).await;
+    let path = file_of(&outcome, outcome.files[0].participant.as_deref()).clone();
+    assert_decodes_cleanly(&path);
+    probe(&path).assert_duration(SECS);
+    decode(&path)
+}
+
+/// Prints and checks the offset between each flash and its beep.
+fn assert_in_sync(label: &str, d: &Decoded) {
+    let flashes = d.flashes();
+    let expected = markers(SECS).len();
+    assert_eq!(flashes.len(), expected, "{label}: flashes {flashes:?}");
+    assert_eq!(d.beeps.len(), expected, "{label}: beeps {:?}", d.beeps);
+    let offsets: Vec<f64> = flashes.iter().zip(&d.beeps).map(|(f, b)| b - f).collect();
+    let mean = offsets.iter().sum::<f64>() / offsets.len() as f64;
+    println!(
+        "A/V offset {label}: mean {:+.1} ms, each {:?} ms",
+        mean * 1e3,
+        offsets
+            .iter()
+            .map(|o| (o * 1e3).round())
+            .collect::<Vec<_>>()
+    );
+    assert!(mean.abs() <= 0.040, "{label}: mean A/V offset {mean:.3} s");
+}
+
+/// Beeps one second apart in the input must stay one second apart in the output.
+fn assert_beeps_evenly_spaced(label: &str, d: &Decoded) {
+    assert_eq!(d.beeps.len(), markers(SECS).len(), "{label}: {:?}", d.beeps);
+    for pair in d.beeps.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!((gap - 1.0).abs() <= 0.025, "{label}: beeps {:?}", d.beeps);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn av_sync_composite_webm() {
+    let d = record_marks(Mode::Composite, Format::Webm, &[]).await;
+    assert_in_sync("composite webm", &d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn av_sync_composite_mp4() {
+    let d = record_marks(Mode::Composite, Format::Mp4, &[]).await;
+    assert_in_sync("composite mp4", &d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn av_sync_tracks_webm() {
+    let d = record_marks(Mode::Tracks, Format::Webm, &[]).await;
+    assert_in_sync("tracks webm", &d);
+}
+
+const DTX_GAPS: [(f64, f64); 3] = [(1.3, 1.9), (2.2, 2.95), (3.4, 3.9)];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dtx_gaps_keep_the_timeline_tracks_webm() {
+    let d = record_marks(Mode::Tracks, Format::Webm, &DTX_GAPS).await;
+    assert_beeps_evenly_spaced("tracks webm with gaps", &d);
+    assert_in_sync("tracks webm with gaps", &d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dtx_gaps_keep_the_timeline_composite_mp4() {
+    let d = record_marks(Mode::Composite, Format::Mp4, &DTX_GAPS).await;
+    assert_beeps_evenly_spaced("composite mp4 with gaps", &d);
+    assert_in_sync("composite mp4 with gaps", &d);
+}
