@@ -388,8 +388,8 @@
           refreshTile(identity);
         });
       }
-      // Re-attach so the element picks up the new track set.
-      tile.video.srcObject = tile.stream;
+      // Tracks added to the element's stream later play without re-attaching (which would flash).
+      if (tile.video.srcObject !== tile.stream) tile.video.srcObject = tile.stream;
       playVideo(tile.video);
       refreshTile(identity);
     }
