@@ -148,7 +148,7 @@ async fn malformed_messages_get_precise_errors_and_the_session_survives() {
 
     // A real offer whose video section offers only H264 instead of VP8.
     let (pc, _events) = client_factory().create().await.unwrap();
-    let _media = common::peer::publish_test_media(&pc, "m").await;
+    let _media = common::peer::publish_test_media(&pc, "m", Default::default()).await;
     let real = pc.offer().await.unwrap();
     let no_vp8 = real.replace("VP8/90000", "H264/90000");
     let msg = expect_error(&mut ws, offer(&no_vp8), ErrorCode::UnsupportedCodecs).await;
@@ -181,7 +181,7 @@ async fn malformed_messages_get_precise_errors_and_the_session_survives() {
 
     // Still alive: a fresh, valid publish offer is answered.
     let (pc, _events) = client_factory().create().await.unwrap();
-    let _media = common::peer::publish_test_media(&pc, "m").await;
+    let _media = common::peer::publish_test_media(&pc, "m", Default::default()).await;
     ws.send(offer(&pc.offer().await.unwrap())).await.unwrap();
     assert!(matches!(
         next(&mut ws).await,
@@ -267,7 +267,7 @@ async fn whip_and_whep_refuse_bad_requests_precisely() {
     let server = TestServer::start().await;
     let token = server.token("h", "pub", Role::Participant);
     let (pc, _events) = client_factory().create().await.unwrap();
-    let _media = common::peer::publish_test_media(&pc, "pub").await;
+    let _media = common::peer::publish_test_media(&pc, "pub", Default::default()).await;
     let sdp = pc.offer().await.unwrap();
     let cases: Vec<(Option<String>, &str, String, StatusCode, &str)> = vec![
         (

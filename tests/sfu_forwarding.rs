@@ -4,7 +4,7 @@
 mod common;
 
 use common::media::{HEIGHT, WIDTH};
-use common::peer::Participant;
+use common::peer::{MediaOptions, Participant};
 use common::{wait_for, TestServer};
 use signaling::protocol::MediaKind;
 use std::time::Duration;
@@ -44,12 +44,22 @@ async fn assert_receiving(viewer: &Participant, publishers: &[&str], frames: u64
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_publish_one_leaves_a_late_joiner_receives_all() {
     let server = TestServer::start().await;
-    let a = Participant::join(&server, "r", "a").await;
+    let loud = MediaOptions {
+        audio_level: Some(20),
+        ..Default::default()
+    };
+    let a = Participant::join_with(&server, "r", "a", true, loud).await;
     let b = Participant::join(&server, "r", "b").await;
     let c = Participant::join(&server, "r", "c").await;
     assert_receiving(&a, &["b", "c"], 30).await;
     assert_receiving(&b, &["a", "c"], 30).await;
     assert_receiving(&c, &["a", "b"], 30).await;
+    for p in [&b, &c] {
+        wait_for("a announced as active speaker", MEDIA_TIMEOUT, || async {
+            p.seen.with(|s| s.active_speaker.as_deref() == Some("a"))
+        })
+        .await;
+    }
 
     let offers_before = a.seen.with(|s| s.subscribe_offers);
     c.leave().await;

@@ -45,7 +45,7 @@ async fn whip_publisher_reaches_whep_viewer() {
     let server = TestServer::start().await;
     let publish_token = server.token("w", "cam", Role::Participant);
     let (publisher, _events) = client_factory().create().await.unwrap();
-    let _media = publish_test_media(&publisher, "cam").await;
+    let _media = publish_test_media(&publisher, "cam", Default::default()).await;
     let offer = publisher.offer().await.unwrap();
     let (status, location, answer) =
         post_sdp(&format!("{}/whip/w", server.base), &publish_token, offer).await;

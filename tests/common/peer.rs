@@ -5,6 +5,8 @@ use super::TestServer;
 use capstan::config::RtcConfig;
 use capstan::sfu::peer::{codec, Peer, PeerEvent, PeerEvents, PeerFactory};
 use futures::{SinkExt, StreamExt};
+use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
+use rtc::rtp::extension::HeaderExtension;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
@@ -13,6 +15,7 @@ use signaling::protocol::{ClientMessage, MediaKind, ParticipantInfo, ServerMessa
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -37,13 +40,45 @@ pub struct Received {
     pub stats: Arc<DecodeStats>,
 }
 
+/// Send and receive instants of forwarded packets, for the benchmark's latency figures.
+/// With a probe, received media is counted but not decoded (keeps the client's CPU low).
+#[derive(Default)]
+pub struct LatencyProbe {
+    sent: Mutex<HashMap<(String, u8, u16), Instant>>,
+    pub latencies: Mutex<Vec<Duration>>,
+}
+
+impl LatencyProbe {
+    fn sent(&self, stream: &str, packet: &rtc::rtp::Packet) {
+        let key = (
+            stream.to_string(),
+            packet.header.payload_type,
+            packet.header.sequence_number,
+        );
+        self.sent.lock().unwrap().insert(key, Instant::now());
+    }
+
+    fn received(&self, stream: &str, packet: &rtc::rtp::Packet) {
+        let key = (
+            stream.to_string(),
+            packet.header.payload_type,
+            packet.header.sequence_number,
+        );
+        if let Some(at) = self.sent.lock().unwrap().get(&key) {
+            self.latencies.lock().unwrap().push(at.elapsed());
+        }
+    }
+}
+
 /// What a participant has seen so far.
 #[derive(Default)]
 pub struct Seen {
+    pub probe: Option<Arc<LatencyProbe>>,
     pub participants: HashMap<String, ParticipantInfo>,
     pub received: HashMap<String, Received>,
     pub errors: Vec<ServerMessage>,
     pub subscribe_offers: usize,
+    pub active_speaker: Option<String>,
 }
 
 /// Shared view of a test participant's state.
@@ -77,8 +112,21 @@ impl SeenHandle {
     }
 }
 
+/// How a test participant publishes and receives.
+#[derive(Clone, Default)]
+pub struct MediaOptions {
+    /// Count and time received packets instead of decoding them.
+    pub probe: Option<Arc<LatencyProbe>>,
+    /// RFC 6464 level (0 loudest .. 127 silence) sent with every audio packet.
+    pub audio_level: Option<u8>,
+}
+
 /// Publishes VP8 + Opus tracks fed by GStreamer on `peer`; returns what keeps them running.
-pub async fn publish_test_media(peer: &Peer, stream_id: &str) -> Vec<(Pipeline, JoinHandle<()>)> {
+pub async fn publish_test_media(
+    peer: &Peer,
+    stream_id: &str,
+    options: MediaOptions,
+) -> Vec<(Pipeline, JoinHandle<()>)> {
     let mut running = Vec::new();
     for kind in [MediaKind::Video, MediaKind::Audio] {
         let ssrc = rand::random::<u32>();
@@ -106,10 +154,21 @@ pub async fn publish_test_media(peer: &Peer, stream_id: &str) -> Vec<(Pipeline, 
             .expect("add track");
         let (tx, mut rx) = mpsc::channel(512);
         let source = rtp_source(kind, tx);
+        let probe = options.probe.clone();
+        let level: Vec<_> = options
+            .audio_level
+            .filter(|_| kind == MediaKind::Audio)
+            .map(|level| HeaderExtension::AudioLevel(AudioLevelExtension { level, voice: true }))
+            .into_iter()
+            .collect();
+        let stream = stream_id.to_string();
         let writer = tokio::spawn(async move {
             while let Some(mut packet) = rx.recv().await {
                 packet.header.ssrc = ssrc;
-                let _ = track.write_rtp(packet).await;
+                if let Some(probe) = &probe {
+                    probe.sent(&stream, &packet);
+                }
+                let _ = track.write_rtp_with_extensions(packet, &level).await;
             }
         });
         running.push((source, writer));
@@ -134,9 +193,17 @@ async fn decode_track(track: Arc<dyn TrackRemote>, seen: SeenHandle) {
         RtpCodecKind::Audio => MediaKind::Audio,
         _ => return,
     };
-    let decoder = Decoder::new(kind);
     let key = format!("{}#{}", track.track_id().await, rand::random::<u32>());
     let publisher = track.stream_id().await;
+    if let Some(probe) = seen.with(|s| s.probe.clone()) {
+        while let Some(event) = track.poll().await {
+            if let TrackRemoteEvent::OnRtpPacket(packet) = event {
+                probe.received(&publisher, &packet);
+            }
+        }
+        return;
+    }
+    let decoder = Decoder::new(kind);
     seen.with(|s| {
         s.received.insert(
             key,
@@ -166,22 +233,26 @@ pub struct Participant {
 impl Participant {
     /// Joins `room` as `identity` and publishes test media.
     pub async fn join(server: &TestServer, room: &str, identity: &str) -> Self {
-        let token = server.token(room, identity, capstan::auth::Role::Participant);
-        Self::join_with_token(server, identity, &token, true).await
+        Self::join_with(server, room, identity, true, MediaOptions::default()).await
     }
 
-    pub async fn join_with_token(
+    /// Joins, publishing test media when `publish`; with a probe, received media is counted
+    /// and timed instead of decoded.
+    pub async fn join_with(
         server: &TestServer,
+        room: &str,
         identity: &str,
-        token: &str,
         publish: bool,
+        options: MediaOptions,
     ) -> Self {
+        let token = server.token(room, identity, capstan::auth::Role::Participant);
         let url = format!("{}/ws?token={token}", server.ws_base);
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("ws connect");
         let (mut ws_tx, mut ws_rx) = ws.split();
         let seen = SeenHandle::default();
+        seen.with(|s| s.probe = options.probe.clone());
         let factory = client_factory();
         let (publisher, publish_events) = factory.create().await.expect("publish pc");
         let (subscriber, subscribe_events) = factory.create().await.expect("subscribe pc");
@@ -196,7 +267,7 @@ impl Participant {
             let _ = ws_tx.close().await;
         });
         let media = if publish {
-            publish_test_media(&publisher, identity).await
+            publish_test_media(&publisher, identity, options).await
         } else {
             Vec::new()
         };
@@ -269,7 +340,7 @@ async fn handle(
         ServerMessage::ParticipantLeft { identity } => seen.with(|s| {
             s.participants.remove(&identity);
         }),
-        ServerMessage::ActiveSpeaker { .. } => {}
+        ServerMessage::ActiveSpeaker { identity } => seen.with(|s| s.active_speaker = identity),
         error @ ServerMessage::Error { .. } => seen.with(|s| s.errors.push(error)),
     }
 }
