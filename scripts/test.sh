@@ -17,5 +17,6 @@ else
 fi
 
 if [ -f tests/browser/package.json ]; then
-  (cd tests/browser && CAPSTAN_BIN="$PWD/../../target/debug/capstan" node --test)
+  bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/capstan"
+  (cd tests/browser && CAPSTAN_BIN="$bin" node --test)
 fi

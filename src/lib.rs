@@ -22,5 +22,19 @@ pub async fn serve(config: config::Config) -> std::io::Result<()> {
         listener.local_addr()?,
         if state.config.dev { " (dev mode)" } else { "" }
     );
-    axum::serve(listener, api::router(state)).await
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+/// Resolves on SIGINT or SIGTERM (e.g. `docker stop`), letting in-flight requests finish.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down");
 }

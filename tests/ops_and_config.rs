@@ -127,3 +127,17 @@ async fn media_uses_the_configured_port_range_and_refuses_when_exhausted() {
     }
     server.assert_clean_log();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_down_cleanly_with_participants_connected() {
+    let mut server = TestServer::start().await;
+    let _a = common::peer::Participant::join(&server, "bye", "a").await;
+    let _b = common::peer::Participant::join(&server, "bye", "b").await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let status = server.terminate(std::time::Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit status {status:?}\n{}",
+        server.log()
+    );
+}

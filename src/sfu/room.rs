@@ -13,6 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 const SPEECH_LEVEL: u8 = 60;
 /// Level reports older than this no longer count.
 const LEVEL_FRESHNESS: Duration = Duration::from_secs(1);
+/// A new active speaker is announced at most this often (no flicker between two voices).
+const SPEAKER_HOLD: Duration = Duration::from_secs(1);
 
 /// A track someone publishes, as handed to subscribers.
 #[derive(Clone)]
@@ -145,6 +147,7 @@ pub(super) struct Room {
     joins_handled: u64,
     levels: HashMap<String, (u8, Instant)>,
     active_speaker: Option<String>,
+    speaker_since: Option<Instant>,
 }
 
 impl Room {
@@ -168,6 +171,7 @@ impl Room {
             joins_handled: 0,
             levels: HashMap::new(),
             active_speaker: None,
+            speaker_since: None,
         };
         tokio::spawn(room.run(rx));
         handle
@@ -328,12 +332,16 @@ impl Room {
             .filter(|(_, (l, at))| *l <= SPEECH_LEVEL && now.duration_since(*at) < LEVEL_FRESHNESS)
             .min_by_key(|(_, (l, _))| *l)
             .map(|(id, _)| id.clone());
-        if loudest.is_some() && loudest != self.active_speaker {
+        let held = self
+            .speaker_since
+            .is_some_and(|since| now.duration_since(since) < SPEAKER_HOLD);
+        if loudest.is_some() && loudest != self.active_speaker && !held {
             self.set_active_speaker(loudest);
         }
     }
 
     fn set_active_speaker(&mut self, identity: Option<String>) {
+        self.speaker_since = identity.as_ref().map(|_| Instant::now());
         self.active_speaker = identity.clone();
         self.announce_except("", ServerMessage::ActiveSpeaker { identity });
     }

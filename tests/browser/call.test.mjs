@@ -97,6 +97,7 @@ async function startServer() {
       ...process.env,
       CAPSTAN_HTTP_ADDR: `127.0.0.1:${port}`,
       CAPSTAN_DATA_DIR: dataDir,
+      CAPSTAN_RTC_BIND_IPS: '127.0.0.1',
       RUST_LOG: 'warn',
     },
     stdio: ['ignore', 'pipe', 'pipe'],

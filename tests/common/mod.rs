@@ -68,6 +68,22 @@ impl TestServer {
         self.child.id()
     }
 
+    /// Sends SIGTERM and waits up to `timeout` for the process to exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// A token signed with the dev secret, valid for an hour.
     pub fn token(&self, room: &str, identity: &str, role: Role) -> String {
         TokenKeys::new(DEV_SECRET).mint(room, identity, identity, role, Duration::from_secs(3600))
