@@ -229,11 +229,14 @@ fn muxer(spec: &RecordingSpec) -> ElementPlan {
     match spec.format() {
         crate::spec::Format::Webm => ElementPlan::new("webmmux", &[]),
         crate::spec::Format::Mkv => ElementPlan::new("matroskamux", &[]),
+        // Standard fragmented MP4 (moov, then moof/mdat pairs of 1 s): playable after a
+        // crash, and qtdemux reads every fragment back for salvage (with
+        // `first-moov-then-finalise` it stops after the first one).
         crate::spec::Format::Mp4 => ElementPlan::new(
             "mp4mux",
             &[
                 ("fragment-duration", &1000),
-                ("fragment-mode", &"first-moov-then-finalise"),
+                ("fragment-mode", &"dash-or-mss"),
             ],
         ),
     }
@@ -376,7 +379,7 @@ fn video_mixer(spec: &RecordingSpec, codec: VideoCodec) -> MixerPlan {
             "compositor",
             &[
                 ("background", &"black"),
-                ("start-time-selection", &"first"),
+                ("start-time-selection", &"zero"),
                 ("latency", &MIXER_LATENCY_NS),
             ],
         ),
@@ -449,7 +452,7 @@ fn audio_mixer(spec: &RecordingSpec) -> MixerPlan {
         mixer: ElementPlan::new(
             "audiomixer",
             &[
-                ("start-time-selection", &"first"),
+                ("start-time-selection", &"zero"),
                 ("latency", &MIXER_LATENCY_NS),
             ],
         ),
@@ -621,10 +624,7 @@ mod tests {
         assert_eq!(p.branches[0].chain.target, Target::Mixer(TrackKind::Video));
         assert!(factories(&p.mixers[0].encode.elements).contains(&"vp8enc"));
         assert!(factories(&p.mixers[1].encode.elements).contains(&"opusenc"));
-        assert_eq!(
-            p.mixers[0].mixer.prop("start-time-selection"),
-            Some("first")
-        );
+        assert_eq!(p.mixers[0].mixer.prop("start-time-selection"), Some("zero"));
     }
 
     #[test]
@@ -636,8 +636,9 @@ mod tests {
         );
         assert_eq!(
             p.outputs[0].muxer.prop("fragment-mode"),
-            Some("first-moov-then-finalise")
+            Some("dash-or-mss")
         );
+        assert_eq!(p.outputs[0].muxer.prop("fragment-duration"), Some("1000"));
         assert!(factories(&p.mixers[0].encode.elements).contains(&"x264enc"));
         assert!(factories(&p.mixers[1].encode.elements).contains(&"avenc_aac"));
         let mkv = plan(

@@ -107,7 +107,7 @@ async fn pause_resume_composite_mp4() {
 }
 
 /// 3 s at 640x480 then 3 s at 320x240 on one RTP stream.
-async fn resolution_change(mode: Mode) -> Outcome {
+async fn resolution_change(mode: Mode) -> (Outcome, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let video = vp8(640, 480, 3.0, "smpte")
         .with_ssrc(5)
@@ -130,12 +130,12 @@ async fn resolution_change(mode: Mode) -> Outcome {
     let d = decode(path);
     let last = d.frames.last().unwrap().0;
     assert!(last > 5.5, "frames decode past the change: last at {last}");
-    outcome
+    (outcome, dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolution_change_tracks_webm() {
-    let outcome = resolution_change(Mode::Tracks).await;
+    let (outcome, _dir) = resolution_change(Mode::Tracks).await;
     let v = probe(&outcome.files[0].path);
     assert_eq!(
         v.stream("video").unwrap().width,
@@ -146,7 +146,7 @@ async fn resolution_change_tracks_webm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolution_change_composite_webm() {
-    let outcome = resolution_change(Mode::Composite).await;
+    let (outcome, _dir) = resolution_change(Mode::Composite).await;
     let v = probe(&outcome.files[0].path);
     assert_eq!(v.stream("video").unwrap().width, 854);
 }

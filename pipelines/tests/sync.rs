@@ -38,7 +38,12 @@ async fn record_marks(mode: Mode, format: Format, gaps: &[(f64, f64)]) -> Decode
 fn assert_in_sync(label: &str, d: &Decoded) {
     let flashes = d.flashes();
     let expected = markers(SECS).len();
-    assert_eq!(flashes.len(), expected, "{label}: flashes {flashes:?}");
+    assert_eq!(
+        flashes.len(),
+        expected,
+        "{label}: flashes {flashes:?} in {} frames",
+        d.frames.len()
+    );
     assert_eq!(d.beeps.len(), expected, "{label}: beeps {:?}", d.beeps);
     let offsets: Vec<f64> = flashes.iter().zip(&d.beeps).map(|(f, b)| b - f).collect();
     let mean = offsets.iter().sum::<f64>() / offsets.len() as f64;

@@ -1,0 +1,131 @@
+//! Crash safety: SIGKILL a recording child process, then `salvage` its `.part` file.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use pipelines::*;
+
+const DIR_VAR: &str = "CAPSTAN_CRASH_DIR";
+const MODE_VAR: &str = "CAPSTAN_CRASH_MODE";
+
+fn mode_of(name: &str) -> (Mode, Format) {
+    let (mode, format) = name.split_once('-').unwrap();
+    (mode.parse().unwrap(), format.parse().unwrap())
+}
+
+/// The child: records one participant until it is killed. Run only by `kill_and_salvage`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "child process of the crash tests"]
+async fn child_records_until_killed() {
+    let dir = PathBuf::from(std::env::var(DIR_VAR).unwrap());
+    let (mode, format) = mode_of(&std::env::var(MODE_VAR).unwrap());
+    let p0 = Participant::new(0, 20.0, true);
+    let (rec, _events) = start(spec(&dir, mode, format, false)).await;
+    let feeders = p0.join(&rec).await;
+    println!("READY");
+    wait(feeders).await;
+}
+
+/// Runs the child, kills it after `secs` of recording, returns the `.part` file.
+fn record_then_kill(dir: &Path, mode: &str, secs: f64) -> PathBuf {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_records_until_killed",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(DIR_VAR, dir)
+        .env(MODE_VAR, mode)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.any(|l| l.unwrap().contains("READY")), "child started");
+    let ready = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    println!("killed after {:.2} s", ready.elapsed().as_secs_f64());
+    let parts: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".part"))
+        .collect();
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    parts[0].clone()
+}
+
+async fn kill_and_salvage(mode: &str, codecs: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let secs = 5.0;
+    let part = {
+        let dir = dir.path().to_path_buf();
+        let mode = mode.to_string();
+        tokio::task::spawn_blocking(move || record_then_kill(&dir, &mode, secs))
+            .await
+            .unwrap()
+    };
+    let raw = decode(&part);
+    let last = raw.frames.last().map(|f| f.0).unwrap_or(0.0);
+    println!("{mode}: .part decodes to {last:.2} s of video");
+    assert!(
+        last >= secs - 2.0,
+        "the .part is decodable up to its last second or two: {last}"
+    );
+    let fixed = tokio::task::spawn_blocking(move || salvage(&part))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!fixed.to_string_lossy().ends_with(".part"));
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().count() == 1,
+        "the .part is replaced"
+    );
+    assert_decodes_cleanly(&fixed);
+    let p = probe(&fixed);
+    p.assert_codecs(codecs);
+    assert!(
+        p.duration >= secs - 2.0 && p.duration <= secs + 0.5,
+        "duration {p:?}"
+    );
+    let decoded = decode(&fixed).frames.last().unwrap().0;
+    assert!(
+        (p.duration - decoded).abs() < 0.5,
+        "duration matches content: {decoded} vs {p:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_then_salvage_tracks_webm() {
+    kill_and_salvage("tracks-webm", &["video:vp8", "audio:opus"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_then_salvage_composite_mkv() {
+    kill_and_salvage("composite-mkv", &["video:h264", "audio:opus"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_then_salvage_composite_mp4() {
+    kill_and_salvage("composite-mp4", &["video:h264", "audio:aac"]).await;
+}
+
+#[test]
+fn salvage_rejects_garbage_and_keeps_the_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join("x.webm.part");
+    std::fs::write(&part, b"not a matroska file at all").unwrap();
+    assert!(matches!(salvage(&part), Err(SalvageError::Gstreamer(_))));
+    assert!(part.exists());
+    let wrong = dir.path().join("x.webm");
+    assert!(matches!(
+        salvage(&wrong),
+        Err(SalvageError::NotAPartFile(_))
+    ));
+}
