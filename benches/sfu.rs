@@ -44,26 +44,13 @@ async fn scenario(publishers: usize, subscribers: usize, span: Duration) -> Stri
     let mut peers = Vec::new();
     for i in 0..publishers {
         peers.push(
-            Participant::join_with(
-                &server,
-                "bench",
-                &format!("p{i}"),
-                true,
-                options.clone(),
-            )
-            .await,
+            Participant::join_with(&server, "bench", &format!("p{i}"), true, options.clone()).await,
         );
     }
     for i in 0..subscribers {
         peers.push(
-            Participant::join_with(
-                &server,
-                "bench",
-                &format!("s{i}"),
-                false,
-                options.clone(),
-            )
-            .await,
+            Participant::join_with(&server, "bench", &format!("s{i}"), false, options.clone())
+                .await,
         );
     }
     tokio::time::sleep(WARM_UP).await;

@@ -95,7 +95,7 @@ impl Forwarder {
             tokio::select! {
                 event = self.track.poll() => match event {
                     Some(TrackRemoteEvent::OnRtpPacket(packet)) => self.forward(packet).await,
-                    Some(TrackRemoteEvent::OnEnded) | None => break,
+                    None => break, // OnEnded may precede queued packets: read to the end
                     Some(_) => {}
                 },
                 command = commands.recv() => match command {
