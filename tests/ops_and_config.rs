@@ -141,3 +141,52 @@ async fn sigterm_shuts_down_cleanly_with_participants_connected() {
         server.log()
     );
 }
+
+#[tokio::test]
+async fn ice_servers_reach_clients_and_the_public_ip_is_announced() {
+    let server = TestServer::start_with(&[
+        (
+            "CAPSTAN_ICE_SERVERS",
+            "stun:stun.example.org:3478, turn:turn.example.org",
+        ),
+        ("CAPSTAN_PUBLIC_IP", "203.0.113.7"),
+    ])
+    .await;
+    let token = server.token("nat", "a", Role::Participant);
+    let url = format!("{}/ws?token={token}", server.ws_base);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) =
+        futures::StreamExt::next(&mut ws).await
+    else {
+        panic!("no welcome");
+    };
+    let welcome: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(
+        welcome["ice_servers"][0]["urls"],
+        serde_json::json!(["stun:stun.example.org:3478", "turn:turn.example.org"])
+    );
+
+    // The answer announces the public address (1:1 NAT) instead of the bound one. The client
+    // never applies it, so nothing is sent to that address.
+    let (pc, _events) = client_factory().create().await.unwrap();
+    let _media = publish_test_media(&pc, "b", Default::default()).await;
+    let answer = reqwest::Client::new()
+        .post(format!("{}/whip/nat", server.base))
+        .bearer_auth(server.token("nat", "b", Role::Participant))
+        .header("Content-Type", "application/sdp")
+        .body(pc.offer().await.unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let hosts: Vec<&str> = answer
+        .lines()
+        .filter(|l| l.starts_with("a=candidate:"))
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .collect();
+    assert!(!hosts.is_empty(), "{answer}");
+    assert!(hosts.iter().all(|h| *h == "203.0.113.7"), "{hosts:?}");
+}

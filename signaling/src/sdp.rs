@@ -66,6 +66,29 @@ pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
     })
 }
 
+/// Rewrites the connection address of every `a=candidate` line to `ip` (1:1 NAT: the host's
+/// public address forwards to the bound one), dropping lines that become duplicates.
+pub fn announce_address(sdp: &str, ip: &str) -> String {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let Some(candidate) = line.trim_end().strip_prefix("a=candidate:") else {
+            out.push_str(line);
+            continue;
+        };
+        let mut fields: Vec<&str> = candidate.split(' ').collect();
+        if fields.len() > 5 {
+            fields[4] = ip;
+        }
+        let rewritten = format!("a=candidate:{}", fields.join(" "));
+        if seen.insert(rewritten.clone()) {
+            out.push_str(&rewritten);
+            out.push_str(&line[line.trim_end().len()..]);
+        }
+    }
+    out
+}
+
 struct MediaSection {
     kind: String,
     encodings: Vec<String>,
@@ -129,6 +152,25 @@ mod tests {
             check_media_offer("v=0\r\ns=-\r\n"),
             Err(OfferProblem::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn announces_the_public_address_in_candidates() {
+        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host\r\n\
+            a=candidate:2 1 udp 2130706431 10.0.0.2 50000 typ host\r\na=end-of-candidates\r\n";
+        let out = announce_address(sdp, "203.0.113.7");
+        assert_eq!(
+            out,
+            "v=0\r\na=candidate:1 1 udp 2130706431 203.0.113.7 50000 typ host\r\n\
+            a=candidate:2 1 udp 2130706431 203.0.113.7 50000 typ host\r\na=end-of-candidates\r\n"
+        );
+        let same = "a=candidate:1 1 udp 1 127.0.0.1 5 typ host\r\na=candidate:1 1 udp 1 10.0.0.2 5 typ host\r\n";
+        assert_eq!(
+            announce_address(same, "203.0.113.7")
+                .matches("a=candidate")
+                .count(),
+            1
+        );
     }
 
     #[test]

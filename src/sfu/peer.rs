@@ -5,7 +5,6 @@ use super::ports::{PortLease, PortPool};
 use crate::config::RtcConfig;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
-use rtc::peer_connection::transport::RTCIceCandidateType;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -23,7 +22,7 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
     PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState,
-    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+    RTCPeerConnectionState, RTCSessionDescription, Registry,
 };
 
 /// How long to wait for host candidates before answering/offering anyway.
@@ -156,18 +155,12 @@ impl PeerFactory {
             .iter()
             .map(|ip| std::net::SocketAddr::new(*ip, port).to_string())
             .collect();
-        let mut settings = SettingEngineBuilder::default();
-        if let Some(public) = self.rtc.public_ip {
-            settings =
-                settings.with_nat_1to1_ips(vec![public.to_string()], RTCIceCandidateType::Host);
-        }
         let (engine, registry) = media_engine()?;
         let (events_tx, events) = mpsc::unbounded_channel();
         let (gathered_tx, gathered) = watch::channel(false);
         let connected = Arc::new(AtomicBool::new(false));
         let pc = PeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
-            .with_setting_engine(settings.build())
             .with_media_engine(engine)
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(EventBridge {
@@ -183,6 +176,7 @@ impl PeerFactory {
             pc: Arc::new(pc),
             gathered,
             connected,
+            public_ip: self.rtc.public_ip,
             loopback_only: self.rtc.loopback_only(),
             _lease: lease,
         };
@@ -223,6 +217,9 @@ pub struct Peer {
     gathered: watch::Receiver<bool>,
     /// True while DTLS is up: RTP written before that is lost (and logged by webrtc-rs).
     pub connected: Arc<AtomicBool>,
+    /// Announced in our candidates instead of the bound IPs (webrtc-rs 0.21 stores but does
+    /// not apply `SettingEngine` 1:1 NAT IPs, so the SDP is rewritten here).
+    public_ip: Option<IpAddr>,
     loopback_only: bool,
     _lease: Option<PortLease>,
 }
@@ -236,29 +233,28 @@ impl Peer {
 
     /// Applies a remote offer (tracks added afterwards send on the offered sections).
     pub async fn apply_offer(&self, offer: String) -> Result<(), PeerError> {
-        let desc = RTCSessionDescription::offer(offer)
-            .map_err(|e| PeerError::InvalidSdp(e.to_string()))?;
-        self.pc
-            .set_remote_description(desc)
-            .await
-            .map_err(|e| PeerError::InvalidSdp(e.to_string()))
+        self.set_remote(RTCSessionDescription::offer(offer)).await
     }
 
     /// Creates and applies the answer to the applied offer and returns it complete.
     pub async fn create_answer(&self) -> Result<String, PeerError> {
-        let answer = self.pc.create_answer(None).await.map_err(negotiation)?;
-        self.pc
-            .set_local_description(answer)
-            .await
-            .map_err(negotiation)?;
-        self.local_sdp().await
+        let answer = self.pc.create_answer(None).await;
+        self.set_local(answer).await
     }
 
     /// Creates and applies a local offer and returns it complete.
     pub async fn offer(&self) -> Result<String, PeerError> {
-        let offer = self.pc.create_offer(None).await.map_err(negotiation)?;
+        let offer = self.pc.create_offer(None).await;
+        self.set_local(offer).await
+    }
+
+    /// Applies a freshly created description and returns it with its candidates.
+    async fn set_local(
+        &self,
+        desc: webrtc::error::Result<RTCSessionDescription>,
+    ) -> Result<String, PeerError> {
         self.pc
-            .set_local_description(offer)
+            .set_local_description(desc.map_err(negotiation)?)
             .await
             .map_err(negotiation)?;
         self.local_sdp().await
@@ -266,12 +262,18 @@ impl Peer {
 
     /// Applies the remote answer to our offer.
     pub async fn accept_answer(&self, answer: String) -> Result<(), PeerError> {
-        let desc = RTCSessionDescription::answer(answer)
-            .map_err(|e| PeerError::InvalidSdp(e.to_string()))?;
+        self.set_remote(RTCSessionDescription::answer(answer)).await
+    }
+
+    async fn set_remote(
+        &self,
+        desc: webrtc::error::Result<RTCSessionDescription>,
+    ) -> Result<(), PeerError> {
+        let invalid = |e: webrtc::error::Error| PeerError::InvalidSdp(e.to_string());
         self.pc
-            .set_remote_description(desc)
+            .set_remote_description(desc.map_err(invalid)?)
             .await
-            .map_err(|e| PeerError::InvalidSdp(e.to_string()))
+            .map_err(invalid)
     }
 
     /// Adds a trickled remote candidate; candidates that can never pair with our sockets
@@ -296,11 +298,16 @@ impl Peer {
     async fn local_sdp(&self) -> Result<String, PeerError> {
         let mut gathered = self.gathered.clone();
         let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|done| *done)).await;
-        self.pc
+        let sdp = self
+            .pc
             .local_description()
             .await
             .map(|d| d.sdp)
-            .ok_or_else(|| PeerError::Negotiation("no local description".into()))
+            .ok_or_else(|| PeerError::Negotiation("no local description".into()))?;
+        Ok(match self.public_ip {
+            Some(ip) => signaling::sdp::announce_address(&sdp, &ip.to_string()),
+            None => sdp,
+        })
     }
 
     /// The payload type negotiated for `mime` on `sender`, once negotiation completed.
