@@ -138,7 +138,10 @@ pub enum ErrorCode {
     UnsupportedCodecs,
     NegotiationFailed,
     RoomFull,
+    /// The same identity joined again elsewhere.
     Replaced,
+    /// Removed by request (e.g. `DELETE` of its WHIP/WHEP resource).
+    Removed,
     Internal,
 }
 

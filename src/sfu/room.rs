@@ -205,7 +205,7 @@ impl Room {
                 } => self.mute(&identity, kind, muted),
                 RoomCmd::AudioLevel { identity, level } => self.audio_level(identity, level),
                 RoomCmd::Kick { identity, reply } => {
-                    let found = self.kick(&identity, ErrorCode::Replaced, "removed by request");
+                    let found = self.kick(&identity, ErrorCode::Removed, "removed by request");
                     let _ = reply.send(found);
                 }
                 RoomCmd::Shutdown => break,
