@@ -137,9 +137,19 @@ async fn record(config: &Config, dir: &Path, secs: f64, long: bool) -> (Outcome,
         base_name: "bench".into(),
     };
     let total = Duration::from_secs_f64(secs);
-    let (rec, _events) = Recorder::start(RecordingSpec::new(req).unwrap())
+    let (rec, mut events) = Recorder::start(RecordingSpec::new(req).unwrap())
         .await
         .unwrap();
+    tokio::spawn(async move {
+        while let Some(e) = events.recv().await {
+            if matches!(
+                e,
+                RecorderEvent::Warning { .. } | RecorderEvent::Error { .. }
+            ) {
+                eprintln!("{e:?}");
+            }
+        }
+    });
     let mut feeders = Vec::new();
     for i in 0..config.inputs {
         let name = format!("p{i}");

@@ -93,7 +93,7 @@ pub(crate) fn run(spec: RecordingSpec, ready: oneshot::Sender<Result<Started, Re
         Ok((control, stream)) => {
             let shared = control.shared.clone();
             if ready.send(Ok((tx, shared, stream))).is_ok() {
-                control.serve(rx);
+                serve_guarded(control, rx);
             } else {
                 let _ = control.pipeline.set_state(gst::State::Null);
             }
@@ -101,6 +101,30 @@ pub(crate) fn run(spec: RecordingSpec, ready: oneshot::Sender<Result<Started, Re
         Err(e) => {
             let _ = ready.send(Err(e));
         }
+    }
+}
+
+/// Serves until finished; a bug that panics here tears the pipeline down and is reported as
+/// an error event instead of leaving a zombie recorder.
+fn serve_guarded(control: Control, rx: mpsc::Receiver<Msg>) {
+    let (pipeline, shared, events) = (
+        control.pipeline.clone(),
+        control.shared.clone(),
+        control.events.clone(),
+    );
+    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| control.serve(rx)));
+    if let Err(panic) = served {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let message = format!("recorder control thread panicked: {what}");
+        let _ = pipeline.set_state(gst::State::Null);
+        shared.timeline.set_state(RecorderState::Finished);
+        shared.note_error(message.clone());
+        events.emit(RecorderEvent::Error { message });
+        events.emit(RecorderEvent::Finished { outcome: None });
     }
 }
 
@@ -118,12 +142,15 @@ impl Control {
         let pipeline = gst::Pipeline::new();
         let clock = gst::SystemClock::obtain();
         pipeline.use_clock(Some(&clock));
-        let bus_tx = Mutex::new(tx.clone());
+        let bus_tx = tx.clone();
         pipeline
             .bus()
             .expect("pipeline has a bus")
             .set_sync_handler(move |_, msg| {
-                let _ = lock(&bus_tx).send(Msg::Bus(msg.clone()));
+                use gst::MessageType as T;
+                if matches!(msg.type_(), T::Eos | T::Error | T::Warning) {
+                    let _ = bus_tx.send(Msg::Bus(msg.clone()));
+                }
                 gst::BusSyncReply::Drop
             });
         let timeline = Arc::new(Timeline::new(pipeline.clone(), clock));
@@ -253,60 +280,68 @@ impl Control {
         if self.spec.mode() != Mode::Tracks {
             return Ok(None);
         }
-        let who = &spec.participant;
-        let generation = self.ctx.file_generation.get(who).copied().unwrap_or(0);
+        let who = spec.participant.as_str();
+        let generation = self.generation_for(who);
         let key = plan::output_key(who, generation);
-        match self.outputs.iter().find(|o| o.plan.key == key) {
-            Some(o) if !o.started.load(Ordering::Acquire) => return Ok(Some(key)),
-            Some(_) => {
-                self.ctx.file_generation.insert(who.clone(), generation + 1);
-            }
-            None if self
-                .done_files
-                .iter()
-                .any(|f| f.participant.as_ref() == Some(who)) =>
-            {
-                self.ctx.file_generation.insert(who.clone(), generation + 1);
-            }
-            None => {}
+        if !self.outputs.iter().any(|o| o.plan.key == key) {
+            self.open_output(who, generation)?;
         }
-        let generation = self.ctx.file_generation.get(who).copied().unwrap_or(0);
-        let out = plan::participant_output(&self.spec, who, generation);
-        let built = build::add_output(&self.pipeline, &out)?;
-        let key = out.key.clone();
-        self.watch_output(&key, &built)?;
-        built
-            .sink
-            .sync_state_with_parent()
-            .map_err(|e| RecorderError::Gstreamer(e.to_string()))?;
-        built
-            .muxer
-            .sync_state_with_parent()
-            .map_err(|e| RecorderError::Gstreamer(e.to_string()))?;
-        self.register_output(out, built, self.shared.timeline.now());
         Ok(Some(key))
     }
 
-    /// Probes: first muxed buffer marks the file started; EOS at the sink finishes it.
-    fn watch_output(&self, key: &str, built: &BuiltOutput) -> Result<(), RecorderError> {
+    /// The participant's file generation to use: a new one if the current file already started
+    /// writing (muxers take no new streams after their header) or was finished.
+    fn generation_for(&mut self, who: &str) -> u32 {
+        let current = self.ctx.file_generation.get(who).copied().unwrap_or(0);
+        let key = plan::output_key(who, current);
+        let used = match self.outputs.iter().find(|o| o.plan.key == key) {
+            Some(open) => open.started.load(Ordering::Acquire),
+            None => self
+                .done_files
+                .iter()
+                .any(|f| f.participant.as_deref() == Some(who)),
+        };
+        if !used {
+            return current;
+        }
+        self.ctx
+            .file_generation
+            .insert(who.to_string(), current + 1);
+        current + 1
+    }
+
+    fn open_output(&mut self, who: &str, generation: u32) -> Result<(), RecorderError> {
+        let out = plan::participant_output(&self.spec, who, generation);
+        let built = build::add_output(&self.pipeline, &out)?;
+        self.watch_output(&out.key, &built);
+        for e in [&built.sink, &built.muxer] {
+            e.sync_state_with_parent()
+                .map_err(|e| RecorderError::Gstreamer(e.to_string()))?;
+        }
+        self.register_output(out, built, self.shared.timeline.now());
+        Ok(())
+    }
+
+    /// EOS at a tracks-mode file sink (its last input left) finishes that file.
+    fn watch_output(&self, key: &str, built: &BuiltOutput) {
         let sink_pad = built
             .sink
             .static_pad("sink")
             .expect("filesink has a sink pad");
         let tx = self.tx.clone();
-        let k = key.to_string();
+        let key = key.to_string();
         sink_pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
             if info
                 .event()
                 .is_some_and(|e| e.type_() == gst::EventType::Eos)
             {
-                let _ = tx.send(Msg::OutputDone(k.clone()));
+                let _ = tx.send(Msg::OutputDone(key.clone()));
             }
             gst::PadProbeReturn::Ok
         });
-        Ok(())
     }
 
+    /// Tracks the output; a probe marks it started at its first muxed buffer.
     fn register_output(&mut self, plan: OutputPlan, built: BuiltOutput, origin: gst::ClockTime) {
         let started = Arc::new(AtomicBool::new(false));
         let flag = started.clone();
@@ -474,7 +509,7 @@ impl Control {
             .inputs
             .iter()
             .any(|i| i.input.id() == id && i.drain_deadline.is_some());
-        if draining && self.stopping.is_none() {
+        if draining {
             self.teardown_input(id, false);
         }
     }

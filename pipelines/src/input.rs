@@ -200,7 +200,7 @@ impl TrackInput {
         InputStats {
             id: self.inner.spec.id.clone(),
             participant: self.inner.spec.participant.clone(),
-            kind: Some(self.inner.spec.kind),
+            kind: self.inner.spec.kind,
             packets: load(&c.packets),
             bytes: load(&c.bytes),
             dropped_full: load(&c.full),
@@ -237,5 +237,20 @@ impl TrackInput {
         if !self.inner.closed.swap(true, Ordering::AcqRel) {
             let _ = self.inner.appsrc.end_of_stream();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    fn sendable<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn handles_can_move_to_forwarder_tasks() {
+        shareable::<TrackInput>();
+        sendable::<crate::Recorder>();
+        sendable::<crate::EventStream>();
     }
 }

@@ -43,8 +43,33 @@
 //!
 //! Pipelines are built in two steps: [`plan::plan`] is a pure function from the spec and the
 //! current inputs to a [`plan::Plan`]; a thin materializer turns it into elements.
-//! Files are written as `<name>.part` and renamed on a clean stop; [`salvage`] turns a `.part`
-//! left by a crash into a playable file.
+//!
+//! # Behaviour
+//! - **Timeline.** Every packet is timestamped with its arrival time on the pipeline clock
+//!   (running time), so late joiners line up and audio stays in sync with video. Pausing sets
+//!   the pipeline to PAUSED: paused time is cut out, and packets pushed meanwhile are dropped.
+//! - **Tracks mode** (`webm`/`mkv`): `rtpjitterbuffer ! depay [! opusparse] ! queue ! mux` per
+//!   input, one file per participant (`<base>_<participant>.<ext>`), no decoding. A file's time
+//!   zero is when its participant's first track was added ([`OutputFile::start_offset`]). A
+//!   track added after that file started writing opens `<base>_<participant>_<n>.<ext>`.
+//!   VP8 size changes are written through (the header keeps the first size; decoders follow).
+//! - **Composite mode**: one VP8 decode per video input into a `compositor` (grid or speaker
+//!   layout, aspect ratio kept, tile blanked after 1 s without frames); Opus decoded into an
+//!   `audiomixer`. Live black/silence sources keep time with zero inputs. webm: VP8 + Opus;
+//!   mkv: H.264 + Opus; mp4: H.264 + AAC. MP4 is fragmented (1 s fragments).
+//! - **Keyframes.** Video is dropped until a keyframe; the depayloader's upstream
+//!   force-key-unit requests, plus joins and resumes, become [`RecorderEvent::KeyframeNeeded`]
+//!   (at most one per input per [`KEYFRAME_INTERVAL`]).
+//! - **Crash safety.** Files are written as `<name>.part` and renamed on a clean stop. After a
+//!   crash the `.part` plays up to its last second or so; [`salvage`] remuxes it into the final
+//!   name with an index and correct duration.
+//! - **Bounded memory.** Each input's appsrc holds at most [`plan::APPSRC_MAX_BYTES`] (further
+//!   packets are dropped and counted), and every queue is bounded by time.
+//! - **Garbage.** Packets that are not RTP v2, have the wrong payload type, or another SSRC than
+//!   the input's first valid packet are dropped and counted ([`InputStats`]).
+//! - **Threads.** Each recorder has one control thread that owns the pipeline; streaming
+//!   threads only send messages to it. [`TrackInput::push_rtp`] runs on the caller's thread and
+//!   never blocks.
 
 mod build;
 mod control;

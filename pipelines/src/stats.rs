@@ -6,14 +6,14 @@ use std::time::Duration;
 use crate::spec::TrackKind;
 
 /// Per-input counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputStats {
     /// Input id.
     pub id: String,
     /// Participant.
     pub participant: String,
-    /// Audio or video (`None` only in `Default`).
-    pub kind: Option<TrackKind>,
+    /// Audio or video.
+    pub kind: TrackKind,
     /// Packets handed to the pipeline.
     pub packets: u64,
     /// Bytes handed to the pipeline.

@@ -319,3 +319,71 @@ async fn cancel_deletes_files() {
         Err(RecorderError::Finished)
     ));
 }
+
+/// Tracks mode: a track that joins after its participant's file started writing goes to a
+/// new file (`<base>_<participant>_1`), since muxers take no streams after their header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn track_after_file_started_opens_a_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let audio = opus(4.0, 440).with_ssrc(31);
+    let video = vp8(320, 240, 2.0, "smpte").with_ssrc(32);
+    let (rec, _events) = start(spec(dir.path(), Mode::Tracks, Format::Webm, false)).await;
+    let a = rec
+        .add_input(track_spec("a", "p0", TrackKind::Audio))
+        .await
+        .unwrap();
+    let mut feeders = vec![feed(a, audio)];
+    sleep_s(2.0).await;
+    let v = rec
+        .add_input(track_spec("v", "p0", TrackKind::Video))
+        .await
+        .unwrap();
+    feeders.push(feed(v, video));
+    wait(feeders).await;
+    let outcome = stop(&rec).await;
+    let mut names: Vec<String> = outcome
+        .files
+        .iter()
+        .map(|f| f.path.file_name().unwrap().to_string_lossy().into())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["rec_p0.webm", "rec_p0_1.webm"]);
+    let first = probe(&dir.path().join("rec_p0.webm"));
+    first.assert_codecs(&["audio:opus"]);
+    first.assert_duration(4.0);
+    let second = probe(&dir.path().join("rec_p0_1.webm"));
+    second.assert_codecs(&["video:vp8"]);
+    second.assert_duration(2.0);
+    for f in &outcome.files {
+        assert_decodes_cleanly(&f.path);
+    }
+}
+
+/// Removing inputs right before stop, and stopping while paused, both finish cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_pause_then_stop_composite_webm() {
+    let dir = tempfile::tempdir().unwrap();
+    let people = [
+        Participant::new(0, 3.0, true),
+        Participant::new(1, 3.0, true),
+    ];
+    let (rec, _events) = start(spec(dir.path(), Mode::Composite, Format::Webm, false)).await;
+    let mut feeders = Vec::new();
+    for p in people {
+        feeders.extend(p.join(&rec).await);
+    }
+    wait(feeders).await;
+    rec.pause().await.unwrap();
+    sleep_s(1.0).await;
+    rec.remove_input("p1-v").await.unwrap();
+    rec.remove_input("p1-a").await.unwrap();
+    let asked = std::time::Instant::now();
+    let outcome = stop(&rec).await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_decodes_cleanly(&outcome.files[0].path);
+    probe(&outcome.files[0].path).assert_duration(3.0);
+}
