@@ -80,6 +80,7 @@ struct Control {
     outputs: Vec<LiveOutput>,
     done_files: Vec<OutputFile>,
     mixers: Vec<(TrackKind, gst::Element)>,
+    holds: Vec<(gst::Pad, gst::PadProbeId)>,
     stopping: Option<Stopping>,
     finished: bool,
 }
@@ -174,6 +175,7 @@ impl Control {
             outputs: Vec::new(),
             done_files: Vec::new(),
             mixers: Vec::new(),
+            holds: Vec::new(),
             stopping: None,
             finished: false,
         };
@@ -592,10 +594,29 @@ impl Control {
         }
         *lock(&self.shared.paused_at) = Some(self.shared.timeline.now());
         self.shared.timeline.set_state(RecorderState::Paused);
+        self.hold_mixers();
         self.pipeline
             .set_state(gst::State::Paused)
             .map_err(gst_err("pause"))?;
         Ok(())
+    }
+
+    /// Composite: blocks the mixers' output while paused. Live aggregators otherwise keep
+    /// producing filler against the frozen running time, which would lengthen the file.
+    fn hold_mixers(&mut self) {
+        for (_, mixer) in &self.mixers {
+            let pad = mixer.static_pad("src").expect("mixer has a src pad");
+            let block = gst::PadProbeType::BLOCK | gst::PadProbeType::BUFFER;
+            if let Some(id) = pad.add_probe(block, |_, _| gst::PadProbeReturn::Ok) {
+                self.holds.push((pad, id));
+            }
+        }
+    }
+
+    fn release_mixers(&mut self) {
+        for (pad, id) in self.holds.drain(..) {
+            pad.remove_probe(id);
+        }
     }
 
     fn resume(&mut self) -> Result<(), RecorderError> {
@@ -606,6 +627,7 @@ impl Control {
         self.pipeline
             .set_state(gst::State::Playing)
             .map_err(gst_err("resume"))?;
+        self.release_mixers();
         *lock(&self.shared.paused_at) = None;
         self.shared.timeline.set_state(RecorderState::Recording);
         let videos: Vec<String> = self
@@ -638,6 +660,7 @@ impl Control {
         if self.pipeline.current_state() != gst::State::Playing {
             let _ = self.pipeline.set_state(gst::State::Playing);
         }
+        self.release_mixers();
         *lock(&self.shared.paused_at) = Some(position);
         for live in &self.inputs {
             live.input.close();

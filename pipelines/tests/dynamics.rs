@@ -384,6 +384,11 @@ async fn remove_pause_then_stop_composite_webm() {
         "{:?}",
         asked.elapsed()
     );
+    println!(
+        "timeline {:?} {:?}",
+        outcome.duration, outcome.files[0].path
+    );
+    let _ = dir.keep();
     assert_decodes_cleanly(&outcome.files[0].path);
     probe(&outcome.files[0].path).assert_duration(3.0);
 }
