@@ -100,3 +100,52 @@ async fn dtx_gaps_keep_the_timeline_composite_mp4() {
     assert_beeps_evenly_spaced("composite mp4 with gaps", &d);
     assert_in_sync("composite mp4 with gaps", &d);
 }
+
+/// A participant sending flashes + beeps joins a running composite 1.5 s late next to a dark,
+/// silent one: its marks appear 1.5 s later on the room timeline, still in sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn av_sync_late_joiner_composite_webm() {
+    let dir = tempfile::tempdir().unwrap();
+    let marks = markers(SECS);
+    let (late_v, late_a) = (
+        flashes(SECS, &marks).with_ssrc(13),
+        beeps(SECS, &marks).with_ssrc(14),
+    );
+    let total = SECS + 1.5;
+    let (dark_v, dark_a) = (
+        vp8(320, 240, total, "black").with_ssrc(15),
+        beeps(total, &[]).with_ssrc(16),
+    );
+    let (rec, _events) = start(spec(dir.path(), Mode::Composite, Format::Webm, false)).await;
+    let v0 = rec
+        .add_input(track_spec("v0", "p0", TrackKind::Video))
+        .await
+        .unwrap();
+    let a0 = rec
+        .add_input(track_spec("a0", "p0", TrackKind::Audio))
+        .await
+        .unwrap();
+    let mut feeders = vec![feed(v0, dark_v), feed(a0, dark_a)];
+    tokio::time::sleep(std::time::Duration::from_secs_f64(1.5)).await;
+    let v1 = rec
+        .add_input(track_spec("v1", "p1", TrackKind::Video))
+        .await
+        .unwrap();
+    let a1 = rec
+        .add_input(track_spec("a1", "p1", TrackKind::Audio))
+        .await
+        .unwrap();
+    feeders.extend([feed(v1, late_v), feed(a1, late_a)]);
+    wait(feeders).await;
+    let outcome = stop(&rec).await;
+    let path = &outcome.files[0].path;
+    assert_decodes_cleanly(path);
+    probe(path).assert_duration(total);
+    let d = decode(path);
+    assert_in_sync("late joiner composite webm", &d);
+    let first = d.flashes()[0];
+    assert!(
+        (first - 2.5).abs() < 0.15,
+        "first flash at {first}, expected 1.5 s + 1 s"
+    );
+}

@@ -469,12 +469,16 @@ pub struct Decoded {
 }
 
 impl Decoded {
-    /// Onset times (s) of white flashes.
+    /// Onset times (s) of white flashes. A frame is "white" when its mean luma is above the midpoint of the darkest and the
+    /// brightest frame (works for a full-canvas flash and for a flashing tile).
     pub fn flashes(&self) -> Vec<f64> {
+        let lumas = self.frames.iter().map(|f| f.1);
+        let (lo, hi) = lumas.fold((f64::MAX, f64::MIN), |(lo, hi), l| (lo.min(l), hi.max(l)));
+        let threshold = (lo + hi) / 2.0;
         let mut found = Vec::new();
         let mut was_on = false;
         for &(t, luma) in &self.frames {
-            let on = luma > 128.0;
+            let on = hi - lo > 40.0 && luma > threshold;
             if on && !was_on {
                 found.push(t);
             }
