@@ -190,3 +190,46 @@ async fn ice_servers_reach_clients_and_the_public_ip_is_announced() {
     assert!(!hosts.is_empty(), "{answer}");
     assert!(hosts.iter().all(|h| *h == "203.0.113.7"), "{hosts:?}");
 }
+
+#[tokio::test]
+async fn a_participant_without_a_media_port_is_told_why() {
+    let server = TestServer::start_with(&[("CAPSTAN_RTC_UDP_PORTS", "51210-51210")]).await;
+    let mut welcomed = Vec::new();
+    let mut sockets = Vec::new(); // keep `a` connected (and its port leased) while `b` joins
+    for identity in ["a", "b"] {
+        let token = server.token("tiny", identity, Role::Participant);
+        let url = format!("{}/ws?token={token}", server.ws_base);
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) =
+            futures::StreamExt::next(&mut ws).await
+        else {
+            panic!("no first message for {identity}");
+        };
+        let msg: serde_json::Value = serde_json::from_str(&text).unwrap();
+        welcomed.push((
+            msg["type"].clone(),
+            msg["code"].clone(),
+            msg["fatal"].clone(),
+            msg["message"].clone(),
+        ));
+        sockets.push(ws);
+    }
+    assert_eq!(welcomed[0].0, "welcome");
+    assert_eq!(
+        (&welcomed[1].0, &welcomed[1].1, &welcomed[1].2),
+        (
+            &serde_json::json!("error"),
+            &serde_json::json!("internal"),
+            &serde_json::json!(true)
+        )
+    );
+    assert!(
+        welcomed[1]
+            .3
+            .as_str()
+            .unwrap()
+            .contains("port range exhausted"),
+        "{:?}",
+        welcomed[1]
+    );
+}

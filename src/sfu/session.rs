@@ -60,11 +60,12 @@ pub async fn run(
         }
     };
     let identity = participant.info.identity.clone();
-    let mut session = match Session::new(&sfu, identity, joined.room.clone(), out).await {
+    let mut session = match Session::new(&sfu, identity, joined.room.clone(), out.clone()).await {
         Ok(s) => s,
         Err(e) => {
             joined.room.leave(participant.info.identity, session_id);
             tracing::error!("cannot create subscribe connection: {e}");
+            let _ = out.send(fatal(ErrorCode::Internal, e.to_string())).await;
             return;
         }
     };
