@@ -8,15 +8,16 @@
 //! `... --example bench -- --long 600` records a 2-input composite for 600 s and prints RSS
 //! after 1 minute and at the end.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[allow(dead_code)] // the shared test source; the bench uses part of it
+#[path = "../tests/common/source.rs"]
+mod source;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
 use pipelines::*;
+use source::*;
 
 /// One benchmark configuration.
 #[derive(Debug, Clone)]
@@ -168,7 +169,9 @@ async fn record(config: &Config, dir: &Path, secs: f64, long: bool) -> (Outcome,
         tokio::time::sleep(Duration::from_secs(60)).await;
         println!("RSS after 1 min: {:.1} MiB", rss_now());
     }
-    wait(feeders).await;
+    tokio::task::spawn_blocking(move || feeders.into_iter().for_each(|f| f.join().unwrap()))
+        .await
+        .unwrap();
     let stop_at = Instant::now();
     let outcome = rec.stop(Duration::from_secs(60)).await.unwrap();
     (outcome, stop_at.elapsed().as_secs_f64())

@@ -1,0 +1,225 @@
+//! Media checks: ffprobe fields, ffmpeg decode errors, and a GStreamer decoder that measures
+//! frame brightness and beep onsets.
+
+use std::path::Path;
+use std::process::Command;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+/// What ffprobe says about a file.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub format: String,
+    pub duration: f64,
+    pub start_time: f64,
+    pub streams: Vec<Stream>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stream {
+    pub kind: String,
+    pub codec: String,
+    pub width: u64,
+    pub height: u64,
+    pub duration: Option<f64>,
+}
+
+fn num(v: &serde_json::Value) -> Option<f64> {
+    v.as_str().and_then(|s| s.parse().ok())
+}
+
+/// `ffprobe -show_streams -show_format -of json`.
+pub fn probe(path: &Path) -> Probe {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let streams = json["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| Stream {
+            kind: s["codec_type"].as_str().unwrap_or_default().into(),
+            codec: s["codec_name"].as_str().unwrap_or_default().into(),
+            width: s["width"].as_u64().unwrap_or(0),
+            height: s["height"].as_u64().unwrap_or(0),
+            duration: num(&s["duration"]),
+        })
+        .collect();
+    let probe = Probe {
+        format: json["format"]["format_name"]
+            .as_str()
+            .unwrap_or_default()
+            .into(),
+        duration: num(&json["format"]["duration"]).unwrap_or(0.0),
+        start_time: num(&json["format"]["start_time"]).unwrap_or(0.0),
+        streams,
+    };
+    eprintln!("ffprobe {}: {probe:?}", path.display());
+    probe
+}
+
+impl Probe {
+    pub fn stream(&self, kind: &str) -> Option<&Stream> {
+        self.streams.iter().find(|s| s.kind == kind)
+    }
+
+    /// Asserts the stream list as `kind:codec` pairs (order-insensitive).
+    pub fn assert_codecs(&self, expected: &[&str]) {
+        let mut got: Vec<String> = self
+            .streams
+            .iter()
+            .map(|s| format!("{}:{}", s.kind, s.codec))
+            .collect();
+        let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{self:?}");
+    }
+
+    /// Asserts the duration is within 0.5 s of `secs`.
+    pub fn assert_duration(&self, secs: f64) {
+        let d = self.duration;
+        assert!(
+            (d - secs).abs() <= 0.5,
+            "duration {d:.3} s, expected {secs:.3} ± 0.5 s: {self:?}"
+        );
+    }
+}
+
+/// `ffmpeg -v error -i FILE -f null -` must print nothing.
+pub fn assert_decodes_cleanly(path: &Path) {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && errors.trim().is_empty(),
+        "{}: {errors}",
+        path.display()
+    );
+}
+
+/// A decoded file: mean luma of every video frame and the onsets of beeps.
+pub struct Decoded {
+    /// `(pts seconds, mean luma 0-255)` per frame.
+    pub frames: Vec<(f64, f64)>,
+    /// Onset times (s) of beeps.
+    pub beeps: Vec<f64>,
+}
+
+impl Decoded {
+    /// Onset times (s) of white flashes. A frame is "white" when its mean luma is above the midpoint of the darkest and the
+    /// brightest frame (works for a full-canvas flash and for a flashing tile).
+    pub fn flashes(&self) -> Vec<f64> {
+        let lumas = self.frames.iter().map(|f| f.1);
+        let (lo, hi) = lumas.fold((f64::MAX, f64::MIN), |(lo, hi), l| (lo.min(l), hi.max(l)));
+        let threshold = (lo + hi) / 2.0;
+        let mut found = Vec::new();
+        let mut was_on = false;
+        for &(t, luma) in &self.frames {
+            let on = hi - lo > 40.0 && luma > threshold;
+            if on && !was_on {
+                found.push(t);
+            }
+            was_on = on;
+        }
+        found
+    }
+
+    /// Mean luma of the frame shown at `t` seconds.
+    pub fn luma_at(&self, t: f64) -> f64 {
+        self.frames
+            .iter()
+            .rev()
+            .find(|(pts, _)| *pts <= t)
+            .map(|(_, l)| *l)
+            .unwrap_or_else(|| panic!("no frame at {t}"))
+    }
+}
+
+/// Decodes a file with video and audio using GStreamer.
+pub fn decode(path: &Path) -> Decoded {
+    gst::init().expect("gstreamer init");
+    let desc = format!(
+        "filesrc location={} ! decodebin name=d \
+         d. ! videoconvert ! video/x-raw,format=GRAY8 ! queue ! appsink name=v sync=false \
+         d. ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,channels=1,rate=48000 ! queue ! appsink name=a sync=false",
+        path.display()
+    );
+    let pipeline = gst::parse::launch(&desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let sink = |n: &str| {
+        pipeline
+            .by_name(n)
+            .unwrap()
+            .downcast::<gst_app::AppSink>()
+            .unwrap()
+    };
+    let (v, a) = (sink("v"), sink("a"));
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let video = std::thread::spawn(move || frame_lumas(&v));
+    let beeps = audio_onsets(&a);
+    let frames = video.join().unwrap();
+    pipeline.set_state(gst::State::Null).unwrap();
+    Decoded { frames, beeps }
+}
+
+fn frame_lumas(sink: &gst_app::AppSink) -> Vec<(f64, f64)> {
+    let mut frames = Vec::new();
+    while let Ok(sample) = sink.pull_sample() {
+        let buf = sample.buffer().unwrap();
+        let map = buf.map_readable().unwrap();
+        let luma = map.iter().map(|&b| f64::from(b)).sum::<f64>() / map.len() as f64;
+        frames.push((buf.pts().unwrap().nseconds() as f64 / 1e9, luma));
+    }
+    frames
+}
+
+/// Beep onsets at 1 ms resolution: first 1 ms window whose RMS exceeds 0.05 after ≥ 200 ms quiet.
+fn audio_onsets(sink: &gst_app::AppSink) -> Vec<f64> {
+    let mut found: Vec<f64> = Vec::new();
+    let mut last_loud = f64::NEG_INFINITY;
+    while let Ok(sample) = sink.pull_sample() {
+        let buf = sample.buffer().unwrap();
+        let start = buf.pts().unwrap().nseconds() as f64 / 1e9;
+        let map = buf.map_readable().unwrap();
+        let samples: Vec<f32> = map
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        for (i, w) in samples.chunks(48).enumerate() {
+            let rms = (w.iter().map(|s| s * s).sum::<f32>() / w.len() as f32).sqrt();
+            let t = start + i as f64 * 0.001;
+            if rms > 0.05 {
+                if t - last_loud > 0.2 {
+                    found.push(t);
+                }
+                last_loud = t;
+            }
+        }
+    }
+    found
+}
