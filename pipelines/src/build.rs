@@ -39,7 +39,10 @@ pub(crate) fn add_chain(
 ) -> Result<Vec<gst::Element>, BuildError> {
     let elements = plans.iter().map(element).collect::<Result<Vec<_>, _>>()?;
     bin.add_many(&elements).map_err(err("add chain"))?;
-    gst::Element::link_many(&elements).map_err(err("link chain"))?;
+    if let Err(e) = gst::Element::link_many(&elements) {
+        let _ = bin.remove_many(&elements);
+        return Err(BuildError(format!("link chain: {e}")));
+    }
     Ok(elements)
 }
 

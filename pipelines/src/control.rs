@@ -374,8 +374,39 @@ impl Control {
         output_key: Option<String>,
     ) -> Result<LiveInput, RecorderError> {
         let elements = build::add_chain(&self.pipeline, &branch.chain.elements)?;
+        let target_pad = match self.link_target(branch, &elements) {
+            Ok(pad) => pad,
+            Err(e) => {
+                self.discard(&elements);
+                return Err(e);
+            }
+        };
+        let id = branch.input.clone();
+        let removing = Arc::new(AtomicBool::new(false));
+        self.probe_keyframes(&elements[branch.depay_index], &id);
+        self.probe_drain(elements.last().expect("branch"), &id, removing.clone());
+        let appsrc = elements[0]
+            .clone()
+            .downcast::<gst_app::AppSrc>()
+            .expect("branch starts with an appsrc");
+        Ok(LiveInput {
+            input: TrackInput::new(spec, appsrc, self.shared.timeline.clone()),
+            elements,
+            target_pad,
+            output_key,
+            removing,
+            drain_deadline: None,
+        })
+    }
+
+    /// Links the branch end to its mixer or muxer and starts the branch (downstream first).
+    fn link_target(
+        &self,
+        branch: &BranchPlan,
+        elements: &[gst::Element],
+    ) -> Result<gst::Pad, RecorderError> {
         let last = elements.last().expect("branch has elements");
-        let target_pad = match &branch.chain.target {
+        let pad = match &branch.chain.target {
             Target::Mixer(kind) => {
                 let mixer = self.mixer(*kind).expect("composite has the mixer");
                 let pad = build::link_request(last, &mixer, "sink_%u")?;
@@ -392,35 +423,25 @@ impl Control {
                     .iter()
                     .find(|o| &o.plan.key == key)
                     .expect("output exists");
-                let pad = build::link_request(
-                    last,
-                    &out.built.muxer,
-                    build::mux_template(branch.chain.kind),
-                )?;
+                let template = build::mux_template(branch.chain.kind);
+                let pad = build::link_request(last, &out.built.muxer, template)?;
                 pad.set_offset(-(out.origin.nseconds() as i64));
                 pad
             }
         };
-        let id = branch.input.clone();
-        let removing = Arc::new(AtomicBool::new(false));
-        self.probe_keyframes(&elements[branch.depay_index], &id);
-        self.probe_drain(last, &id, removing.clone());
         for e in elements.iter().rev() {
             e.sync_state_with_parent()
                 .map_err(|e| RecorderError::Gstreamer(e.to_string()))?;
         }
-        let appsrc = elements[0]
-            .clone()
-            .downcast::<gst_app::AppSrc>()
-            .expect("branch starts with an appsrc");
-        Ok(LiveInput {
-            input: TrackInput::new(spec, appsrc, self.shared.timeline.clone()),
-            elements,
-            target_pad,
-            output_key,
-            removing,
-            drain_deadline: None,
-        })
+        Ok(pad)
+    }
+
+    /// Removes elements of a branch that could not be started.
+    fn discard(&self, elements: &[gst::Element]) {
+        for e in elements {
+            let _ = e.set_state(gst::State::Null);
+        }
+        let _ = self.pipeline.remove_many(elements);
     }
 
     fn probe_keyframes(&self, depay: &gst::Element, id: &str) {

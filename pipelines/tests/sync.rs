@@ -41,8 +41,9 @@ fn assert_in_sync(label: &str, d: &Decoded) {
     assert_eq!(
         flashes.len(),
         expected,
-        "{label}: flashes {flashes:?} in {} frames",
-        d.frames.len()
+        "{label}: flashes {flashes:?} in {} frames {:?}",
+        d.frames.len(),
+        d.frames
     );
     assert_eq!(d.beeps.len(), expected, "{label}: beeps {:?}", d.beeps);
     let offsets: Vec<f64> = flashes.iter().zip(&d.beeps).map(|(f, b)| b - f).collect();

@@ -101,7 +101,7 @@ pub fn markers(secs: f64) -> Vec<f64> {
     (1..secs.floor() as u32).map(f64::from).collect()
 }
 
-/// 320x240 black video, white for 100 ms (3 frames) from each of `marks` (seconds), VP8 RTP.
+/// 320x240 black video, white for 200 ms (6 frames) from each of `marks` (seconds), VP8 RTP.
 pub fn flashes(secs: f64, marks: &[f64]) -> RtpTrack {
     init();
     let (w, h) = (320usize, 240usize);
@@ -109,7 +109,7 @@ pub fn flashes(secs: f64, marks: &[f64]) -> RtpTrack {
     let feed = (0..frames)
         .map(|i| {
             let t = i as f64 / 30.0;
-            let white = marks.iter().any(|m| t > m - 0.01 && t < m + 0.09);
+            let white = marks.iter().any(|m| t > m - 0.01 && t < m + 0.19);
             let mut data = vec![if white { 235u8 } else { 16 }; w * h];
             data.extend(std::iter::repeat_n(128u8, w * h / 2));
             timed(
