@@ -264,9 +264,10 @@ async fn video_starts_on_a_keyframe_and_asks_for_one() {
     assert!(p.duration > 2.5 && p.duration < 4.3, "{p:?}");
 }
 
-/// Speaker layout with three participants and speaker changes.
+/// Speaker layout: the active speaker's tile is large on top, the others in a strip below.
+/// p0 sends white, p1 and p2 black; the large tile follows the speaker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn speaker_layout_switches() {
+async fn speaker_layout_follows_the_active_speaker() {
     let dir = tempfile::tempdir().unwrap();
     let req = RecordingRequest {
         mode: Mode::Composite,
@@ -277,11 +278,16 @@ async fn speaker_layout_switches() {
         output_dir: dir.path().into(),
         base_name: "rec".into(),
     };
-    let people: Vec<Participant> = (0..3).map(|i| Participant::new(i, 4.0, true)).collect();
+    let videos = ["white", "black", "black"].map(|p| vp8(320, 240, 4.5, p));
     let (rec, _events) = start(RecordingSpec::new(req).unwrap()).await;
     let mut feeders = Vec::new();
-    for p in people {
-        feeders.extend(p.join(&rec).await);
+    for (i, video) in videos.into_iter().enumerate() {
+        let id = format!("p{i}");
+        let input = rec
+            .add_input(track_spec(&id, &id, TrackKind::Video))
+            .await
+            .unwrap();
+        feeders.push(feed(input, video.with_ssrc(50 + i as u32)));
     }
     sleep_s(1.5).await;
     rec.set_active_speaker(Some("p2")).await.unwrap();
@@ -289,8 +295,19 @@ async fn speaker_layout_switches() {
     rec.set_active_speaker(None).await.unwrap();
     wait(feeders).await;
     let outcome = stop(&rec).await;
-    assert_decodes_cleanly(&outcome.files[0].path);
-    probe(&outcome.files[0].path).assert_duration(4.0);
+    let path = &outcome.files[0].path;
+    assert_decodes_cleanly(path);
+    probe(path).assert_duration(4.5);
+    let d = decode(path);
+    let main = [1.0, 2.5, 4.0].map(|t| d.cell_at(t, 1, 1));
+    let strip = [1.0, 2.5, 4.0].map(|t| d.cell_at(t, 3, 1));
+    println!("main-area luma {main:?}, strip luma {strip:?}");
+    assert!(main[0] > 200.0 && main[2] > 200.0, "p0 large: {main:?}");
+    assert!(main[1] < 40.0, "p2 (black) large: {main:?}");
+    assert!(
+        strip[1] > strip[0] + 40.0,
+        "p0 moved to the strip: {strip:?}"
+    );
 }
 
 /// Cancel deletes everything; later calls report the recorder finished.
@@ -391,4 +408,56 @@ async fn remove_pause_then_stop_composite_webm() {
     let _ = dir.keep();
     assert_decodes_cleanly(&outcome.files[0].path);
     probe(&outcome.files[0].path).assert_duration(3.0);
+}
+
+/// Grid content: one white 4:3 input fills the canvas height; when a second joins, both
+/// shrink to half-width tiles; when it leaves, the first fills the canvas again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grid_reflows_when_inputs_join_and_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v0, a0) = (
+        vp8(320, 240, 6.0, "white").with_ssrc(41),
+        opus(6.0, 300).with_ssrc(42),
+    );
+    let v1 = vp8(320, 240, 2.0, "white").with_ssrc(43);
+    let (rec, _events) = start(spec(dir.path(), Mode::Composite, Format::Webm, false)).await;
+    let i0 = rec
+        .add_input(track_spec("v0", "p0", TrackKind::Video))
+        .await
+        .unwrap();
+    let a = rec
+        .add_input(track_spec("a0", "p0", TrackKind::Audio))
+        .await
+        .unwrap();
+    let mut feeders = vec![feed(i0, v0), feed(a, a0)];
+    sleep_s(2.0).await;
+    let i1 = rec
+        .add_input(track_spec("v1", "p1", TrackKind::Video))
+        .await
+        .unwrap();
+    feeders.push(feed(i1, v1));
+    sleep_s(2.0).await;
+    rec.remove_input("v1").await.unwrap();
+    wait(feeders).await;
+    let outcome = stop(&rec).await;
+    let path = &outcome.files[0].path;
+    assert_decodes_cleanly(path);
+    let d = decode(path);
+    // Cell (0,1): top of the centre-left column. Cell (1,3): right column, second row.
+    let top = [1.0, 3.0, 5.0].map(|t| d.cell_at(t, 0, 1));
+    let right = [1.0, 3.0, 5.0].map(|t| d.cell_at(t, 1, 3));
+    println!("top-centre luma {top:?}, right luma {right:?}");
+    assert!(
+        top[0] > 200.0 && top[2] > 200.0,
+        "one tile fills the height: {top:?}"
+    );
+    assert!(top[1] < top[0] - 60.0, "two tiles are letterboxed: {top:?}");
+    assert!(
+        right[1] > right[0] + 60.0,
+        "the second tile covers the right: {right:?}"
+    );
+    assert!(
+        right[2] < right[1] - 60.0,
+        "and is gone after it left: {right:?}"
+    );
 }

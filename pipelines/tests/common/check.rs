@@ -124,11 +124,23 @@ pub fn assert_decodes_cleanly(path: &Path) {
 pub struct Decoded {
     /// `(pts seconds, mean luma 0-255)` per frame.
     pub frames: Vec<(f64, f64)>,
+    /// `(pts seconds, mean luma of each cell of a 4x4 grid, row-major)` per frame.
+    pub cells: Vec<(f64, [f64; 16])>,
     /// Onset times (s) of beeps.
     pub beeps: Vec<f64>,
 }
 
 impl Decoded {
+    /// Mean luma of grid cell (`row`, `col`) of the frame shown at `t` seconds.
+    pub fn cell_at(&self, t: f64, row: usize, col: usize) -> f64 {
+        self.cells
+            .iter()
+            .rev()
+            .find(|(pts, _)| *pts <= t)
+            .map(|(_, c)| c[row * 4 + col])
+            .unwrap_or_else(|| panic!("no frame at {t}"))
+    }
+
     /// Onset times (s) of white flashes. A frame is "white" when its mean luma is above the midpoint of the darkest and the
     /// brightest frame (works for a full-canvas flash and for a flashing tile).
     pub fn flashes(&self) -> Vec<f64> {
@@ -182,20 +194,42 @@ pub fn decode(path: &Path) -> Decoded {
     pipeline.set_state(gst::State::Playing).unwrap();
     let video = std::thread::spawn(move || frame_lumas(&v));
     let beeps = audio_onsets(&a);
-    let frames = video.join().unwrap();
+    let (frames, cells) = video.join().unwrap();
     pipeline.set_state(gst::State::Null).unwrap();
-    Decoded { frames, beeps }
+    Decoded {
+        frames,
+        cells,
+        beeps,
+    }
 }
 
-fn frame_lumas(sink: &gst_app::AppSink) -> Vec<(f64, f64)> {
-    let mut frames = Vec::new();
+type Lumas = (Vec<(f64, f64)>, Vec<(f64, [f64; 16])>);
+
+fn frame_lumas(sink: &gst_app::AppSink) -> Lumas {
+    let (mut frames, mut cells) = (Vec::new(), Vec::new());
     while let Ok(sample) = sink.pull_sample() {
+        let s = sample.caps().unwrap().structure(0).unwrap().to_owned();
+        let (w, h) = (
+            s.get::<i32>("width").unwrap() as usize,
+            s.get::<i32>("height").unwrap() as usize,
+        );
         let buf = sample.buffer().unwrap();
         let map = buf.map_readable().unwrap();
-        let luma = map.iter().map(|&b| f64::from(b)).sum::<f64>() / map.len() as f64;
-        frames.push((buf.pts().unwrap().nseconds() as f64 / 1e9, luma));
+        let stride = (w + 3) & !3;
+        let mut sums = [0f64; 16];
+        let mut counts = [0f64; 16];
+        for y in 0..h {
+            for (x, &px) in map[y * stride..y * stride + w].iter().enumerate() {
+                let cell = (y * 4 / h) * 4 + x * 4 / w;
+                sums[cell] += f64::from(px);
+                counts[cell] += 1.0;
+            }
+        }
+        let pts = buf.pts().unwrap().nseconds() as f64 / 1e9;
+        frames.push((pts, sums.iter().sum::<f64>() / counts.iter().sum::<f64>()));
+        cells.push((pts, std::array::from_fn(|i| sums[i] / counts[i])));
     }
-    frames
+    (frames, cells)
 }
 
 /// Beep onsets at 1 ms resolution: first 1 ms window whose RMS exceeds 0.05 after ≥ 200 ms quiet.
