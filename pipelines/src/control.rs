@@ -522,6 +522,10 @@ impl Control {
         live.removing.store(true, Ordering::Release);
         live.drain_deadline = Some(Instant::now() + DRAIN_TIMEOUT);
         live.input.close();
+        if live.target_pad.has_property("alpha") {
+            // Hide the leaving tile at once; the re-flowed layout must not show it while it drains.
+            live.target_pad.set_property("alpha", 0.0f64);
+        }
         lock(&self.shared.inputs).retain(|i| i.id() != id);
         self.relayout();
         Ok(())
