@@ -7,6 +7,47 @@ use common::peer::{client_factory, publish_test_media};
 use common::TestServer;
 use reqwest::StatusCode;
 
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the signaling socket as `identity` and returns it with the first server message.
+async fn join_ws(server: &TestServer, room: &str, identity: &str) -> (Ws, serde_json::Value) {
+    let token = server.token(room, identity, Role::Participant);
+    let url = format!("{}/ws?token={token}", server.ws_base);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) =
+        futures::StreamExt::next(&mut ws).await
+    else {
+        panic!("no first message for {identity}");
+    };
+    (ws, serde_json::from_str(&text).unwrap())
+}
+
+/// Publishes test media over WHIP as `identity`; returns the status, the body and what keeps
+/// the publisher alive.
+async fn whip(server: &TestServer, room: &str, identity: &str) -> (StatusCode, String, impl Sized) {
+    let (pc, events) = client_factory().create().await.unwrap();
+    let media = publish_test_media(&pc, identity, Default::default()).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/whip/{room}", server.base))
+        .bearer_auth(server.token(room, identity, Role::Participant))
+        .header("Content-Type", "application/sdp")
+        .body(pc.offer().await.unwrap())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.text().await.unwrap(), (pc, events, media))
+}
+
+/// Field `n` of every `a=candidate` line (4 = address, 5 = port).
+fn candidate_fields(sdp: &str, n: usize) -> Vec<&str> {
+    sdp.lines()
+        .filter(|l| l.starts_with("a=candidate:"))
+        .filter_map(|l| l.split_whitespace().nth(n))
+        .collect()
+}
+
 #[tokio::test]
 async fn healthz_readyz_and_metrics() {
     let server = TestServer::start().await;
@@ -94,32 +135,19 @@ async fn media_uses_the_configured_port_range_and_refuses_when_exhausted() {
     let server = TestServer::start_with(&[("CAPSTAN_RTC_UDP_PORTS", "51200-51202")]).await;
     let mut keep = Vec::new();
     for i in 0..4 {
-        let identity = format!("cam{i}");
-        let (pc, _events) = client_factory().create().await.unwrap();
-        let media = publish_test_media(&pc, &identity, Default::default()).await;
-        let response = reqwest::Client::new()
-            .post(format!("{}/whip/ports", server.base))
-            .bearer_auth(server.token("ports", &identity, Role::Participant))
-            .header("Content-Type", "application/sdp")
-            .body(pc.offer().await.unwrap())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let body = response.text().await.unwrap();
+        let (status, body, publisher) = whip(&server, "ports", &format!("cam{i}")).await;
         if i < 3 {
             assert_eq!(status, StatusCode::CREATED, "{body}");
-            let ports: Vec<u16> = body
-                .lines()
-                .filter(|l| l.starts_with("a=candidate:"))
-                .filter_map(|l| l.split_whitespace().nth(5)?.parse().ok())
+            let ports: Vec<u16> = candidate_fields(&body, 5)
+                .iter()
+                .filter_map(|p| p.parse().ok())
                 .collect();
             assert!(!ports.is_empty(), "answer has candidates: {body}");
             assert!(
                 ports.iter().all(|p| (LOW..=HIGH).contains(p)),
                 "ports {ports:?} outside {LOW}-{HIGH}"
             );
-            keep.push((pc, media));
+            keep.push(publisher);
         } else {
             assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
             assert!(body.contains("no_media_port"), "{body}");
@@ -152,15 +180,7 @@ async fn ice_servers_reach_clients_and_the_public_ip_is_announced() {
         ("CAPSTAN_PUBLIC_IP", "203.0.113.7"),
     ])
     .await;
-    let token = server.token("nat", "a", Role::Participant);
-    let url = format!("{}/ws?token={token}", server.ws_base);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) =
-        futures::StreamExt::next(&mut ws).await
-    else {
-        panic!("no welcome");
-    };
-    let welcome: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let (_ws, welcome) = join_ws(&server, "nat", "a").await;
     assert_eq!(welcome["type"], "welcome");
     assert_eq!(
         welcome["ice_servers"][0]["urls"],
@@ -169,24 +189,9 @@ async fn ice_servers_reach_clients_and_the_public_ip_is_announced() {
 
     // The answer announces the public address (1:1 NAT) instead of the bound one. The client
     // never applies it, so nothing is sent to that address.
-    let (pc, _events) = client_factory().create().await.unwrap();
-    let _media = publish_test_media(&pc, "b", Default::default()).await;
-    let answer = reqwest::Client::new()
-        .post(format!("{}/whip/nat", server.base))
-        .bearer_auth(server.token("nat", "b", Role::Participant))
-        .header("Content-Type", "application/sdp")
-        .body(pc.offer().await.unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let hosts: Vec<&str> = answer
-        .lines()
-        .filter(|l| l.starts_with("a=candidate:"))
-        .filter_map(|l| l.split_whitespace().nth(4))
-        .collect();
+    let (status, answer, _publisher) = whip(&server, "nat", "b").await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let hosts = candidate_fields(&answer, 4);
     assert!(!hosts.is_empty(), "{answer}");
     assert!(hosts.iter().all(|h| *h == "203.0.113.7"), "{hosts:?}");
 }
@@ -194,42 +199,17 @@ async fn ice_servers_reach_clients_and_the_public_ip_is_announced() {
 #[tokio::test]
 async fn a_participant_without_a_media_port_is_told_why() {
     let server = TestServer::start_with(&[("CAPSTAN_RTC_UDP_PORTS", "51210-51210")]).await;
-    let mut welcomed = Vec::new();
-    let mut sockets = Vec::new(); // keep `a` connected (and its port leased) while `b` joins
-    for identity in ["a", "b"] {
-        let token = server.token("tiny", identity, Role::Participant);
-        let url = format!("{}/ws?token={token}", server.ws_base);
-        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) =
-            futures::StreamExt::next(&mut ws).await
-        else {
-            panic!("no first message for {identity}");
-        };
-        let msg: serde_json::Value = serde_json::from_str(&text).unwrap();
-        welcomed.push((
-            msg["type"].clone(),
-            msg["code"].clone(),
-            msg["fatal"].clone(),
-            msg["message"].clone(),
-        ));
-        sockets.push(ws);
-    }
-    assert_eq!(welcomed[0].0, "welcome");
+    let (_a, first) = join_ws(&server, "tiny", "a").await; // holds the only port
+    assert_eq!(first["type"], "welcome");
+    let (_b, refused) = join_ws(&server, "tiny", "b").await;
     assert_eq!(
-        (&welcomed[1].0, &welcomed[1].1, &welcomed[1].2),
+        (&refused["type"], &refused["code"], &refused["fatal"]),
         (
             &serde_json::json!("error"),
             &serde_json::json!("internal"),
             &serde_json::json!(true)
         )
     );
-    assert!(
-        welcomed[1]
-            .3
-            .as_str()
-            .unwrap()
-            .contains("port range exhausted"),
-        "{:?}",
-        welcomed[1]
-    );
+    let message = refused["message"].as_str().unwrap();
+    assert!(message.contains("port range exhausted"), "{message}");
 }
