@@ -53,8 +53,9 @@
 //!   zero is when its participant's first track was added ([`OutputFile::start_offset`]). A
 //!   track added after that file started writing opens `<base>_<participant>_<n>.<ext>`.
 //!   VP8 size changes are written through (the header keeps the first size; decoders follow).
-//! - **Composite mode**: one VP8 decode per video input into a `compositor` (grid or speaker
-//!   layout, aspect ratio kept, tile blanked after 1 s without frames); Opus decoded into an
+//! - **Composite mode**: one VP8 decode per video input, labelled with the participant's name
+//!   (`textoverlay`), into a `compositor` (grid or speaker layout, aspect ratio kept, tile
+//!   blanked after 1 s without frames); Opus decoded into an
 //!   `audiomixer`. Live black/silence sources keep time with zero inputs. webm: VP8 + Opus;
 //!   mkv: H.264 + Opus; mp4: H.264 + AAC. MP4 is fragmented (1 s fragments).
 //! - **Keyframes.** Video is dropped until a keyframe; the depayloader's upstream

@@ -255,7 +255,7 @@ pub fn branch(spec: &RecordingSpec, track: &TrackSpec, ctx: &PlanContext) -> Bra
         }
         Mode::Composite => (
             depayloader(track.codec),
-            decode_tail(track.codec),
+            decode_tail(track),
             Target::Mixer(track.kind),
         ),
     };
@@ -336,9 +336,13 @@ fn passthrough_tail(codec: Codec) -> Vec<ElementPlan> {
     }
 }
 
-fn decode_tail(codec: Codec) -> Vec<ElementPlan> {
-    match codec {
-        Codec::Vp8 => vec![ElementPlan::new("vp8dec", &[]), queue(500_000_000, true)],
+fn decode_tail(track: &TrackSpec) -> Vec<ElementPlan> {
+    match track.codec {
+        Codec::Vp8 => vec![
+            ElementPlan::new("vp8dec", &[]),
+            name_label(&track.participant),
+            queue(500_000_000, true),
+        ],
         Codec::Opus => vec![
             ElementPlan::new("opusdec", &[("plc", &true)]),
             ElementPlan::new("audioconvert", &[]),
@@ -346,6 +350,21 @@ fn decode_tail(codec: Codec) -> Vec<ElementPlan> {
             queue(500_000_000, true),
         ],
     }
+}
+
+/// The participant's name in the tile's bottom-left corner, drawn at the input's own size
+/// (so it scales with the tile); text is rendered once and blended per frame.
+fn name_label(participant: &str) -> ElementPlan {
+    ElementPlan::new(
+        "textoverlay",
+        &[
+            ("text", &participant),
+            ("valignment", &"bottom"),
+            ("halignment", &"left"),
+            ("font-desc", &"Sans Bold 16"),
+            ("shaded-background", &true),
+        ],
+    )
 }
 
 fn composite_mixers(spec: &RecordingSpec) -> Vec<MixerPlan> {
@@ -621,6 +640,9 @@ mod tests {
         assert_eq!(p.outputs.len(), 1);
         assert_eq!(p.outputs[0].final_path.to_str(), Some("/rec/r1.webm"));
         assert_eq!(factories(&p.branches[0].chain.elements)[3], "vp8dec");
+        let label = &p.branches[0].chain.elements[4];
+        assert_eq!(label.factory, "textoverlay");
+        assert_eq!(label.prop("text"), Some(room()[0].participant.as_str()));
         assert_eq!(p.branches[0].chain.target, Target::Mixer(TrackKind::Video));
         assert!(factories(&p.mixers[0].encode.elements).contains(&"vp8enc"));
         assert!(factories(&p.mixers[1].encode.elements).contains(&"opusenc"));
