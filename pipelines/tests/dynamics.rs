@@ -114,14 +114,7 @@ async fn resolution_change(mode: Mode) -> (Outcome, tempfile::TempDir) {
         .then(vp8(320, 240, 3.0, "ball"));
     let audio = opus(6.0, 440).with_ssrc(6);
     let (rec, _events) = start(spec(dir.path(), mode, Format::Webm, false)).await;
-    let v = rec
-        .add_input(track_spec("v", "p0", TrackKind::Video))
-        .await
-        .unwrap();
-    let a = rec
-        .add_input(track_spec("a", "p0", TrackKind::Audio))
-        .await
-        .unwrap();
+    let (v, a) = add_av(&rec).await;
     wait(vec![feed(v, video), feed(a, audio)]).await;
     let outcome = stop(&rec).await;
     let path = &outcome.files[0].path;
@@ -160,14 +153,7 @@ async fn stalled_input_blanks_its_tile_composite_webm() {
         .stalled(2.0, Duration::from_secs(5));
     let audio = opus(9.0, 440).with_ssrc(8);
     let (rec, _events) = start(spec(dir.path(), Mode::Composite, Format::Webm, false)).await;
-    let v = rec
-        .add_input(track_spec("v", "p0", TrackKind::Video))
-        .await
-        .unwrap();
-    let a = rec
-        .add_input(track_spec("a", "p0", TrackKind::Audio))
-        .await
-        .unwrap();
+    let (v, a) = add_av(&rec).await;
     let feeders = vec![feed(v, video), feed(a, audio)];
     sleep_s(5.0).await;
     let stale = rec
@@ -201,14 +187,7 @@ async fn stalled_input_tracks_webm() {
         .stalled(2.0, Duration::from_secs(5));
     let audio = opus(9.0, 440).with_ssrc(8);
     let (rec, _events) = start(spec(dir.path(), Mode::Tracks, Format::Webm, false)).await;
-    let v = rec
-        .add_input(track_spec("v", "p0", TrackKind::Video))
-        .await
-        .unwrap();
-    let a = rec
-        .add_input(track_spec("a", "p0", TrackKind::Audio))
-        .await
-        .unwrap();
+    let (v, a) = add_av(&rec).await;
     wait(vec![feed(v, video), feed(a, audio)]).await;
     let outcome = stop(&rec).await;
     assert_decodes_cleanly(&outcome.files[0].path);

@@ -18,14 +18,7 @@ async fn record_marks(mode: Mode, format: Format, gaps: &[(f64, f64)]) -> Decode
         audio = audio.without(*from, *to);
     }
     let (rec, _events) = start(spec(dir.path(), mode, format, false)).await;
-    let v = rec
-        .add_input(track_spec("v", "p0", TrackKind::Video))
-        .await
-        .unwrap();
-    let a = rec
-        .add_input(track_spec("a", "p0", TrackKind::Audio))
-        .await
-        .unwrap();
+    let (v, a) = add_av(&rec).await;
     wait(vec![feed(v, video), feed(a, audio)]).await;
     let outcome = stop(&rec).await;
     let path = file_of(&outcome, outcome.files[0].participant.as_deref()).clone();

@@ -104,6 +104,19 @@ pub fn file_of<'a>(outcome: &'a Outcome, participant: Option<&str>) -> &'a PathB
 }
 
 /// Starts a recorder for `spec` (panics on error).
+/// Adds inputs `v` (video) and `a` (audio) of participant `p0`.
+pub async fn add_av(rec: &Recorder) -> (TrackInput, TrackInput) {
+    let v = rec
+        .add_input(track_spec("v", "p0", TrackKind::Video))
+        .await
+        .unwrap();
+    let a = rec
+        .add_input(track_spec("a", "p0", TrackKind::Audio))
+        .await
+        .unwrap();
+    (v, a)
+}
+
 pub async fn start(spec: RecordingSpec) -> (Recorder, EventStream) {
     Recorder::start(spec).await.expect("recorder starts")
 }
