@@ -3,6 +3,7 @@
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
+use std::sync::atomic::Ordering;
 
 use crate::plan::{ElementPlan, MixerPlan, OutputPlan, Plan};
 use crate::spec::TrackKind;
@@ -111,12 +112,33 @@ pub(crate) fn add_mixer(
     }
     let encode = add_chain(bin, &plan.encode.elements)?;
     mixer.link(&encode[0]).map_err(err("link mixer"))?;
+    if plan.skip_buffers > 0 {
+        skip_leading_buffers(&encode[0], plan.skip_buffers);
+    }
     link_request(
         encode.last().expect("encode chain"),
         muxer,
         mux_template(plan.kind),
     )?;
     Ok(mixer)
+}
+
+/// Drops the first `count` buffers entering `element` (the probe runs on a streaming thread).
+fn skip_leading_buffers(element: &gst::Element, count: u32) {
+    let pad = element
+        .static_pad("sink")
+        .expect("encode chain starts with a sink pad");
+    let left = std::sync::atomic::AtomicU32::new(count);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        let dropping = left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if dropping {
+            gst::PadProbeReturn::Drop
+        } else {
+            gst::PadProbeReturn::Remove
+        }
+    });
 }
 
 /// The static part of a plan: outputs and mixers (branches are added per input).

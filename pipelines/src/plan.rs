@@ -10,6 +10,9 @@ use crate::spec::{AudioCodec, Codec, Mode, RecordingSpec, TrackKind, TrackSpec, 
 
 /// Jitter buffer latency for every input, in milliseconds.
 pub const JITTER_LATENCY_MS: u32 = 200;
+/// One AAC frame (the encoder's priming) at 48 kHz, as a buffer duration.
+const AAC_PRIMING_FRACTION: &str = "1024/48000";
+
 /// Aggregator (compositor/audiomixer) latency, in nanoseconds.
 pub const MIXER_LATENCY_NS: u64 = 100_000_000;
 /// A tile whose input sent nothing for this long is blanked, in nanoseconds.
@@ -85,6 +88,10 @@ pub struct MixerPlan {
     pub mixer: ElementPlan,
     /// Caps filter, encoder and queues after the mixer, ending at the output.
     pub encode: Chain,
+    /// Mixer output buffers dropped before encoding, to cancel the encoder's priming delay:
+    /// AAC prepends 1024 samples and fragmented mp4mux (1.22) writes no edit list to skip
+    /// them, so the mixer emits 1024-sample buffers and the first one is dropped.
+    pub skip_buffers: u32,
 }
 
 /// One output file.
@@ -390,6 +397,7 @@ fn video_mixer(spec: &RecordingSpec, codec: VideoCodec) -> MixerPlan {
     encode.push(queue(2_000_000_000, false));
     MixerPlan {
         kind: TrackKind::Video,
+        skip_buffers: 0,
         source: vec![
             ElementPlan::new("videotestsrc", &[("is-live", &true), ("pattern", &"black")]),
             ElementPlan::new("capsfilter", &[("caps", &raw)]),
@@ -455,8 +463,17 @@ fn audio_mixer(spec: &RecordingSpec) -> MixerPlan {
         ],
     });
     encode.push(queue(2_000_000_000, false));
+    let aac = spec.audio_codec() == AudioCodec::Aac;
+    let mut mixer_props: Vec<(&'static str, &dyn ToString)> = vec![
+        ("start-time-selection", &"zero"),
+        ("latency", &MIXER_LATENCY_NS),
+    ];
+    if aac {
+        mixer_props.push(("output-buffer-duration-fraction", &AAC_PRIMING_FRACTION));
+    }
     MixerPlan {
         kind: TrackKind::Audio,
+        skip_buffers: u32::from(aac),
         source: vec![
             ElementPlan::new(
                 "audiotestsrc",
@@ -468,13 +485,7 @@ fn audio_mixer(spec: &RecordingSpec) -> MixerPlan {
             ),
             ElementPlan::new("capsfilter", &[("caps", &raw)]),
         ],
-        mixer: ElementPlan::new(
-            "audiomixer",
-            &[
-                ("start-time-selection", &"zero"),
-                ("latency", &MIXER_LATENCY_NS),
-            ],
-        ),
+        mixer: ElementPlan::new("audiomixer", &mixer_props),
         encode: Chain {
             elements: encode,
             target: Target::Output(String::new()),
@@ -663,6 +674,11 @@ mod tests {
         assert_eq!(p.outputs[0].muxer.prop("fragment-duration"), Some("1000"));
         assert!(factories(&p.mixers[0].encode.elements).contains(&"x264enc"));
         assert!(factories(&p.mixers[1].encode.elements).contains(&"avenc_aac"));
+        assert_eq!(p.mixers[1].skip_buffers, 1, "AAC priming cancelled");
+        assert_eq!(
+            p.mixers[1].mixer.prop("output-buffer-duration-fraction"),
+            Some(AAC_PRIMING_FRACTION)
+        );
         let mkv = plan(
             &spec(Mode::Composite, Format::Mkv, false),
             &room(),
