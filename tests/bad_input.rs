@@ -240,28 +240,6 @@ async fn a_full_room_refuses_the_next_participant() {
     ));
 }
 
-async fn post_sdp(
-    server: &TestServer,
-    path: &str,
-    token: Option<&str>,
-    ctype: &str,
-    body: String,
-) -> (StatusCode, serde_json::Value) {
-    let mut request = reqwest::Client::new()
-        .post(format!("{}{path}", server.base))
-        .header("Content-Type", ctype)
-        .body(body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (
-        status,
-        response.json().await.unwrap_or(serde_json::Value::Null),
-    )
-}
-
 #[tokio::test]
 async fn whip_and_whep_refuse_bad_requests_precisely() {
     let server = TestServer::start().await;
@@ -321,7 +299,10 @@ async fn whip_and_whep_refuse_bad_requests_precisely() {
         ),
     ];
     for (token, ctype, body, status, code) in cases {
-        let (got, json) = post_sdp(&server, "/whip/h", token.as_deref(), ctype, body).await;
+        let reply = server
+            .post_sdp("/whip/h", token.as_deref(), ctype, body)
+            .await;
+        let (got, json) = (reply.status, reply.json());
         assert_eq!(
             (got, json["error"].as_str()),
             (status, Some(code)),
@@ -334,14 +315,15 @@ async fn whip_and_whep_refuse_bad_requests_precisely() {
     }
     let (viewer, _) = whep_offer_peer().await;
     let offer = viewer.offer().await.unwrap();
-    let (status, json) = post_sdp(
-        &server,
-        "/whep/nowhere/pub",
-        Some(&server.token("nowhere", "v", Role::Participant)),
-        "application/sdp",
-        offer.clone(),
-    )
-    .await;
+    let reply = server
+        .post_sdp(
+            "/whep/nowhere/pub",
+            Some(&server.token("nowhere", "v", Role::Participant)),
+            "application/sdp",
+            offer.clone(),
+        )
+        .await;
+    let (status, json) = (reply.status, reply.json());
     assert_eq!(
         (status, json["error"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found")),

@@ -28,16 +28,17 @@ async fn join_ws(server: &TestServer, room: &str, identity: &str) -> (Ws, serde_
 async fn whip(server: &TestServer, room: &str, identity: &str) -> (StatusCode, String, impl Sized) {
     let (pc, events) = client_factory().create().await.unwrap();
     let media = publish_test_media(&pc, identity, Default::default()).await;
-    let response = reqwest::Client::new()
-        .post(format!("{}/whip/{room}", server.base))
-        .bearer_auth(server.token(room, identity, Role::Participant))
-        .header("Content-Type", "application/sdp")
-        .body(pc.offer().await.unwrap())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.text().await.unwrap(), (pc, events, media))
+    let token = server.token(room, identity, Role::Participant);
+    let offer = pc.offer().await.unwrap();
+    let reply = server
+        .post_sdp(
+            &format!("/whip/{room}"),
+            Some(&token),
+            "application/sdp",
+            offer,
+        )
+        .await;
+    (reply.status, reply.body, (pc, events, media))
 }
 
 /// Field `n` of every `a=candidate` line (4 = address, 5 = port).

@@ -12,22 +12,17 @@ use reqwest::StatusCode;
 use signaling::protocol::MediaKind;
 use std::time::Duration;
 
-/// POSTs an SDP offer; returns status, Location and body.
-async fn post_sdp(url: &str, token: &str, sdp: String) -> (StatusCode, Option<String>, String) {
-    let response = reqwest::Client::new()
-        .post(url)
-        .bearer_auth(token)
-        .header("Content-Type", "application/sdp")
-        .body(sdp)
-        .send()
-        .await
-        .expect("POST");
-    let status = response.status();
-    let location = response
-        .headers()
-        .get("location")
-        .map(|l| l.to_str().unwrap().to_string());
-    (status, location, response.text().await.unwrap())
+/// POSTs an SDP offer with a bearer token; returns status, Location and body.
+async fn post_sdp(
+    server: &TestServer,
+    path: &str,
+    token: &str,
+    sdp: String,
+) -> (StatusCode, Option<String>, String) {
+    let reply = server
+        .post_sdp(path, Some(token), "application/sdp", sdp)
+        .await;
+    (reply.status, reply.location, reply.body)
 }
 
 async fn delete(url: &str, token: &str) -> StatusCode {
@@ -47,15 +42,14 @@ async fn whip_publisher_reaches_whep_viewer() {
     let (publisher, _events) = client_factory().create().await.unwrap();
     let _media = publish_test_media(&publisher, "cam", Default::default()).await;
     let offer = publisher.offer().await.unwrap();
-    let (status, location, answer) =
-        post_sdp(&format!("{}/whip/w", server.base), &publish_token, offer).await;
+    let (status, location, answer) = post_sdp(&server, "/whip/w", &publish_token, offer).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     assert_eq!(location.as_deref(), Some("/whip/w/cam"));
     assert!(answer.starts_with("v=0"), "an SDP answer: {answer}");
     publisher.accept_answer(answer).await.unwrap();
 
     let view_token = server.token("w", "viewer", Role::Participant);
-    let whep_url = format!("{}/whep/w/cam", server.base);
+    let whep_path = "/whep/w/cam";
     // WHEP subscribes to the tracks published at that moment: wait for both to open.
     wait_for(
         "both WHIP tracks published",
@@ -64,7 +58,13 @@ async fn whip_publisher_reaches_whep_viewer() {
     )
     .await;
     let (viewer, events) = whep_offer_peer().await;
-    let response = post_sdp(&whep_url, &view_token, viewer.offer().await.unwrap()).await;
+    let response = post_sdp(
+        &server,
+        whep_path,
+        &view_token,
+        viewer.offer().await.unwrap(),
+    )
+    .await;
     let (status, viewer_location, answer) = response;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let viewer_location = viewer_location.expect("Location");
@@ -97,7 +97,13 @@ async fn whip_publisher_reaches_whep_viewer() {
     );
     assert_eq!(delete(&whip_url, &publish_token).await, StatusCode::OK);
     let (again, _) = whep_offer_peer().await;
-    let (status, _, _) = post_sdp(&whep_url, &view_token, again.offer().await.unwrap()).await;
+    let (status, _, _) = post_sdp(
+        &server,
+        whep_path,
+        &view_token,
+        again.offer().await.unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "the publisher left");
     server.assert_clean_log();
 }

@@ -114,7 +114,7 @@ async fn resolution_change(mode: Mode) -> (Outcome, tempfile::TempDir) {
         .then(vp8(320, 240, 3.0, "ball"));
     let audio = opus(6.0, 440).with_ssrc(6);
     let (rec, _events) = start(spec(dir.path(), mode, Format::Webm, false)).await;
-    let (v, a) = add_av(&rec).await;
+    let (v, a) = add_av(&rec, "p0", "").await;
     wait(vec![feed(v, video), feed(a, audio)]).await;
     let outcome = stop(&rec).await;
     let path = &outcome.files[0].path;
@@ -153,7 +153,7 @@ async fn stalled_input_blanks_its_tile_composite_webm() {
         .stalled(2.0, Duration::from_secs(5));
     let audio = opus(9.0, 440).with_ssrc(8);
     let (rec, _events) = start(spec(dir.path(), Mode::Composite, Format::Webm, false)).await;
-    let (v, a) = add_av(&rec).await;
+    let (v, a) = add_av(&rec, "p0", "").await;
     let feeders = vec![feed(v, video), feed(a, audio)];
     sleep_s(5.0).await;
     let stale = rec
@@ -187,7 +187,7 @@ async fn stalled_input_tracks_webm() {
         .stalled(2.0, Duration::from_secs(5));
     let audio = opus(9.0, 440).with_ssrc(8);
     let (rec, _events) = start(spec(dir.path(), Mode::Tracks, Format::Webm, false)).await;
-    let (v, a) = add_av(&rec).await;
+    let (v, a) = add_av(&rec, "p0", "").await;
     wait(vec![feed(v, video), feed(a, audio)]).await;
     let outcome = stop(&rec).await;
     assert_decodes_cleanly(&outcome.files[0].path);
@@ -400,14 +400,7 @@ async fn grid_reflows_when_inputs_join_and_leave() {
     );
     let v1 = vp8(320, 240, 2.0, "white").with_ssrc(43);
     let (rec, _events) = start(spec(dir.path(), Mode::Composite, Format::Webm, false)).await;
-    let i0 = rec
-        .add_input(track_spec("v0", "p0", TrackKind::Video))
-        .await
-        .unwrap();
-    let a = rec
-        .add_input(track_spec("a0", "p0", TrackKind::Audio))
-        .await
-        .unwrap();
+    let (i0, a) = add_av(&rec, "p0", "0").await;
     let mut feeders = vec![feed(i0, v0), feed(a, a0)];
     sleep_s(2.0).await;
     let i1 = rec

@@ -53,7 +53,7 @@ async fn garbage(mode: Mode, format: Format) {
     let (video, v_rounds) = pollute(vp8(320, 240, 4.0, "smpte").with_ssrc(21), 1);
     let (audio, a_rounds) = pollute(opus(4.0, 440).with_ssrc(22), 2);
     let (rec, _events) = start(spec(dir.path(), mode, format, false)).await;
-    let (v, a) = add_av(&rec).await;
+    let (v, a) = add_av(&rec, "p0", "").await;
     for junk in [&[][..], &[0x80][..], &[0xff; 3][..]] {
         assert_eq!(v.push_rtp(junk), Err(Dropped::Malformed));
     }

@@ -18,7 +18,7 @@ async fn record_marks(mode: Mode, format: Format, gaps: &[(f64, f64)]) -> Decode
         audio = audio.without(*from, *to);
     }
     let (rec, _events) = start(spec(dir.path(), mode, format, false)).await;
-    let (v, a) = add_av(&rec).await;
+    let (v, a) = add_av(&rec, "p0", "").await;
     wait(vec![feed(v, video), feed(a, audio)]).await;
     let outcome = stop(&rec).await;
     let path = file_of(&outcome, outcome.files[0].participant.as_deref()).clone();
@@ -111,24 +111,10 @@ async fn av_sync_late_joiner_composite_webm() {
         beeps(total, &[]).with_ssrc(16),
     );
     let (rec, _events) = start(spec(dir.path(), Mode::Composite, Format::Webm, false)).await;
-    let v0 = rec
-        .add_input(track_spec("v0", "p0", TrackKind::Video))
-        .await
-        .unwrap();
-    let a0 = rec
-        .add_input(track_spec("a0", "p0", TrackKind::Audio))
-        .await
-        .unwrap();
+    let (v0, a0) = add_av(&rec, "p0", "0").await;
     let mut feeders = vec![feed(v0, dark_v), feed(a0, dark_a)];
     tokio::time::sleep(std::time::Duration::from_secs_f64(1.5)).await;
-    let v1 = rec
-        .add_input(track_spec("v1", "p1", TrackKind::Video))
-        .await
-        .unwrap();
-    let a1 = rec
-        .add_input(track_spec("a1", "p1", TrackKind::Audio))
-        .await
-        .unwrap();
+    let (v1, a1) = add_av(&rec, "p1", "1").await;
     feeders.extend([feed(v1, late_v), feed(a1, late_a)]);
     wait(feeders).await;
     let outcome = stop(&rec).await;

@@ -105,6 +105,32 @@ impl TestServer {
         }
     }
 
+    /// POSTs `body` to `path` (WHIP/WHEP) with `content_type` and an optional bearer token.
+    pub async fn post_sdp(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: String,
+    ) -> SdpReply {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", content_type)
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("POST");
+        SdpReply {
+            status: response.status(),
+            location: response
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().expect("ASCII Location").to_string()),
+            body: response.text().await.expect("body"),
+        }
+    }
+
     /// Current value of a Prometheus metric (sum over labels).
     pub async fn metric(&self, name: &str) -> f64 {
         let text = reqwest::get(format!("{}/metrics", self.base))
@@ -117,6 +143,20 @@ impl TestServer {
             .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
+    }
+}
+
+/// A WHIP/WHEP reply: the SDP answer on success, a JSON error otherwise.
+pub struct SdpReply {
+    pub status: reqwest::StatusCode,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+impl SdpReply {
+    /// The body as JSON (`Null` when it is not JSON, e.g. an SDP answer).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
     }
 }
 

@@ -104,14 +104,22 @@ pub fn file_of<'a>(outcome: &'a Outcome, participant: Option<&str>) -> &'a PathB
 }
 
 /// Starts a recorder for `spec` (panics on error).
-/// Adds inputs `v` (video) and `a` (audio) of participant `p0`.
-pub async fn add_av(rec: &Recorder) -> (TrackInput, TrackInput) {
+/// Adds inputs `v{suffix}` (video) and `a{suffix}` (audio) of `participant`.
+pub async fn add_av(rec: &Recorder, participant: &str, suffix: &str) -> (TrackInput, TrackInput) {
     let v = rec
-        .add_input(track_spec("v", "p0", TrackKind::Video))
+        .add_input(track_spec(
+            &format!("v{suffix}"),
+            participant,
+            TrackKind::Video,
+        ))
         .await
         .unwrap();
     let a = rec
-        .add_input(track_spec("a", "p0", TrackKind::Audio))
+        .add_input(track_spec(
+            &format!("a{suffix}"),
+            participant,
+            TrackKind::Audio,
+        ))
         .await
         .unwrap();
     (v, a)
