@@ -8,6 +8,7 @@
 mod common;
 
 use common::peer::{LatencyProbe, MediaOptions, Participant};
+use common::procfs::{cpu_seconds, machine, rss_kib};
 use common::TestServer;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,38 +86,4 @@ async fn scenario(publishers: usize, subscribers: usize, span: Duration) -> Stri
         p.leave().await;
     }
     row
-}
-
-/// User + system CPU time of a process, from /proc (clock ticks are 100 Hz on Linux).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    ticks as f64 / 100.0
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("status")
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find_map(|l| l.strip_prefix("model name\t: ").map(str::to_string))
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("machine: {cores} cores, {cpu}; clients (webrtc-rs, GStreamer encoders) run on the same machine")
 }

@@ -1,5 +1,6 @@
 //! Server configuration: defaults < `capstan.toml` < environment < command-line flags.
 
+use crate::recording::config::{RecordingArgs, RecordingConfig};
 use clap::Args;
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -39,6 +40,8 @@ pub struct ServeArgs {
     /// Participants allowed in one room.
     #[arg(long, env = "CAPSTAN_MAX_PARTICIPANTS")]
     pub max_participants: Option<usize>,
+    #[command(flatten)]
+    pub recording: RecordingArgs,
 }
 
 /// The same settings as read from `capstan.toml`.
@@ -53,6 +56,8 @@ struct FileConfig {
     public_ip: Option<IpAddr>,
     ice_servers: Option<String>,
     max_participants: Option<usize>,
+    /// The `[recording]` table.
+    recording: Option<RecordingArgs>,
 }
 
 /// Resolved, validated configuration.
@@ -64,6 +69,7 @@ pub struct Config {
     pub jwt_secret: String,
     pub rtc: RtcConfig,
     pub max_participants: usize,
+    pub recording: RecordingConfig,
 }
 
 /// Media transport settings.
@@ -131,19 +137,25 @@ impl Config {
         if max_participants == 0 {
             return Err("CAPSTAN_MAX_PARTICIPANTS must be at least 1".into());
         }
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| "data".into());
+        let recording = args
+            .recording
+            .or(file.recording.unwrap_or_default())
+            .resolve(&data_dir)?;
         Ok(Self {
             dev: args.dev,
             http_addr: args
                 .http_addr
                 .or(file.http_addr)
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
-            data_dir: args
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| "data".into()),
+            data_dir,
             jwt_secret,
             rtc,
             max_participants,
+            recording,
         })
     }
 }

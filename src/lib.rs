@@ -2,19 +2,38 @@
 
 pub mod api;
 pub mod auth;
+pub mod catalog;
 pub mod config;
 pub mod metrics;
+pub mod recording;
 pub mod sfu;
+pub mod storage;
+pub mod webhooks;
 
 use std::sync::Arc;
 
-/// Binds the HTTP listener and serves until the process is stopped.
+/// Opens the catalog, recovers interrupted recordings, binds the HTTP listener and serves
+/// until the process is stopped; running recordings are then stopped and finalised.
 pub async fn serve(config: config::Config) -> std::io::Result<()> {
+    let io = |e: String| std::io::Error::other(e);
     let peers = sfu::peer::PeerFactory::new(config.rtc.clone());
+    let sfu = sfu::Sfu::start(peers, config.max_participants);
+    let catalog = catalog::SqliteCatalog::open(&config.data_dir.join("catalog.sqlite3"))
+        .map_err(|e| io(e.to_string()))?;
+    let storage = storage::Storage::new(&config.recording.storage).map_err(io)?;
+    let webhooks = webhooks::Webhooks::new(config.recording.webhooks.clone());
+    let recordings = recording::Recordings::start(
+        config.recording.clone(),
+        Arc::new(catalog),
+        storage,
+        recording::Notifier::new(sfu.clone(), webhooks),
+    )
+    .await;
     let state = api::AppState {
-        sfu: sfu::Sfu::start(peers, config.max_participants),
+        sfu,
         keys: auth::TokenKeys::new(&config.jwt_secret),
         config: Arc::new(config),
+        recordings: recordings.clone(),
     };
     let listener = tokio::net::TcpListener::bind(state.config.http_addr).await?;
     tracing::info!(
@@ -22,9 +41,11 @@ pub async fn serve(config: config::Config) -> std::io::Result<()> {
         listener.local_addr()?,
         if state.config.dev { " (dev mode)" } else { "" }
     );
-    axum::serve(listener, api::router(state))
+    let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown_signal())
-        .await
+        .await;
+    recordings.shutdown().await;
+    served
 }
 
 /// Resolves on SIGINT or SIGTERM (e.g. `docker stop`), letting in-flight requests finish.

@@ -1,6 +1,8 @@
 //! Prometheus metrics, rendered at `GET /metrics`.
 
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use std::sync::LazyLock;
 
 /// Every metric the server exports.
@@ -15,6 +17,16 @@ pub struct Metrics {
     pub dropped_packets: IntCounterVec,
     pub keyframe_requests: IntCounter,
     pub tokio_alive_tasks: IntGauge,
+    /// Recordings in the catalog by status (refreshed at every scrape).
+    pub recordings: IntGaugeVec,
+    /// Packets meant for a recorder and dropped, by reason (`fork_queue_full`, `pipeline_full`,
+    /// `malformed`, `payload_type`, `ssrc`, `inactive`).
+    pub recorder_dropped: IntCounterVec,
+    pub pipeline_errors: IntCounter,
+    pub upload_bytes: IntCounter,
+    pub upload_failures: IntCounter,
+    /// Webhook deliveries by result (`delivered`, `failed`, `dropped`), refreshed at scrape.
+    pub webhooks: IntGaugeVec,
 }
 
 /// The process-wide metrics.
@@ -37,17 +49,36 @@ impl Metrics {
                 .expect("unique counter");
             c
         };
-        let dropped_packets = IntCounterVec::new(
-            Opts::new(
-                "capstan_dropped_packets_total",
-                "RTP packets not forwarded, by reason",
-            ),
-            &["reason"],
+        let counters = |name: &str, help: &str, label: &str| {
+            let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid vec");
+            registry.register(Box::new(c.clone())).expect("unique vec");
+            c
+        };
+        let dropped_packets = counters(
+            "capstan_dropped_packets_total",
+            "RTP packets not forwarded, by reason",
+            "reason",
+        );
+        let recorder_dropped = counters(
+            "capstan_recorder_dropped_packets_total",
+            "RTP packets meant for a recording and dropped, by reason",
+            "reason",
+        );
+        let recordings = IntGaugeVec::new(
+            Opts::new("capstan_recordings", "Recordings in the catalog by status"),
+            &["status"],
         )
-        .expect("valid counter vec");
-        registry
-            .register(Box::new(dropped_packets.clone()))
-            .expect("unique counter vec");
+        .expect("valid gauge vec");
+        let webhooks = IntGaugeVec::new(
+            Opts::new("capstan_webhook_deliveries", "Webhook deliveries by result"),
+            &["result"],
+        )
+        .expect("valid gauge vec");
+        for vec in [&recordings, &webhooks] {
+            registry
+                .register(Box::new(vec.clone()))
+                .expect("unique gauge vec");
+        }
         Self {
             rooms: gauge("capstan_rooms", "Rooms with at least one participant"),
             participants: gauge("capstan_participants", "Connected participants"),
@@ -65,7 +96,22 @@ impl Metrics {
                 "PLIs sent to publishers",
             ),
             tokio_alive_tasks: gauge("capstan_tokio_alive_tasks", "Live tokio tasks"),
+            pipeline_errors: counter(
+                "capstan_pipeline_errors_total",
+                "Recording pipelines that failed",
+            ),
+            upload_bytes: counter(
+                "capstan_upload_bytes_total",
+                "Recording bytes uploaded to object storage",
+            ),
+            upload_failures: counter(
+                "capstan_upload_failures_total",
+                "Recording uploads that failed after every retry",
+            ),
             dropped_packets,
+            recorder_dropped,
+            recordings,
+            webhooks,
             registry,
         }
     }
@@ -73,6 +119,13 @@ impl Metrics {
     /// Counts one dropped packet.
     pub fn drop_packet(&self, reason: &str) {
         self.dropped_packets.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts `n` packets a recorder dropped.
+    pub fn recorder_drop(&self, reason: &str, n: u64) {
+        if n > 0 {
+            self.recorder_dropped.with_label_values(&[reason]).inc_by(n);
+        }
     }
 
     /// The Prometheus text exposition of every metric.

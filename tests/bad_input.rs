@@ -345,16 +345,7 @@ async fn whip_and_whep_refuse_bad_requests_precisely() {
 
 /// Open file descriptors (sockets included) and resident memory of a process.
 fn fds_and_rss_kib(pid: u32) -> (usize, u64) {
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    (fds, rss)
+    (common::procfs::open_fds(pid), common::procfs::rss_kib(pid))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -74,9 +74,9 @@ async fn healthz_readyz_and_metrics() {
 }
 
 #[tokio::test]
-async fn readyz_fails_when_the_data_dir_is_not_writable() {
+async fn readyz_fails_when_the_spool_is_not_writable() {
     let server =
-        TestServer::start_with(&[("CAPSTAN_DATA_DIR", "/proc/capstan-cannot-write")]).await;
+        TestServer::start_with(&[("RECORDING_OUTPUT_DIR", "/proc/capstan-cannot-write")]).await;
     let response = reqwest::get(format!("{}/readyz", server.base))
         .await
         .unwrap();
@@ -84,9 +84,25 @@ async fn readyz_fails_when_the_data_dir_is_not_writable() {
     let json: serde_json::Value = response.json().await.unwrap();
     assert_eq!(json["error"], "not_ready");
     assert!(
-        json["message"].as_str().unwrap().contains("data directory"),
+        json["message"]
+            .as_str()
+            .unwrap()
+            .contains("recording spool"),
         "{json}"
     );
+}
+
+#[test]
+fn an_unusable_data_dir_stops_start_up_with_a_clear_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .args(["serve", "--dev"])
+        .env("CAPSTAN_DATA_DIR", "/proc/capstan-cannot-write")
+        .env("CAPSTAN_HTTP_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("catalog"), "{stderr}");
 }
 
 #[test]

@@ -160,3 +160,57 @@ pub(crate) fn materialize(bin: &gst::Pipeline, plan: &Plan) -> Result<BuiltCore,
     }
     Ok(core)
 }
+
+/// Every element factory a recording may use.
+const REQUIRED: &[&str] = &[
+    "appsrc",
+    "rtpjitterbuffer",
+    "rtpvp8depay",
+    "rtpopusdepay",
+    "opusparse",
+    "opusdec",
+    "opusenc",
+    "vp8dec",
+    "vp8enc",
+    "x264enc",
+    "h264parse",
+    "avenc_aac",
+    "aacparse",
+    "compositor",
+    "audiomixer",
+    "textoverlay",
+    "audioconvert",
+    "audioresample",
+    "capsfilter",
+    "queue",
+    "webmmux",
+    "matroskamux",
+    "mp4mux",
+    "filesink",
+];
+
+/// Initialises GStreamer and checks that every element a recording may need is installed.
+pub fn check_plugins() -> Result<(), BuildError> {
+    gst::init().map_err(|e| BuildError(format!("gstreamer init: {e}")))?;
+    let missing: Vec<&str> = REQUIRED
+        .iter()
+        .copied()
+        .filter(|f| gst::ElementFactory::find(f).is_none())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(BuildError(format!(
+            "missing GStreamer elements: {}",
+            missing.join(", ")
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_required_plugin_is_installed() {
+        super::check_plugins().unwrap();
+    }
+}

@@ -84,7 +84,7 @@ mod salvage;
 mod spec;
 mod stats;
 
-pub use build::BuildError;
+pub use build::{check_plugins, BuildError};
 pub use events::{EventStream, RecorderEvent, KEYFRAME_INTERVAL};
 pub use input::{Dropped, TrackInput};
 pub use recorder::{Recorder, RecorderError};

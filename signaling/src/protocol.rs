@@ -119,6 +119,28 @@ pub enum ServerMessage {
     ActiveSpeaker {
         identity: Option<String>,
     },
+    /// Recording lifecycle events; `recording` is the recording state object of the API.
+    RecordingStarted {
+        recording: serde_json::Value,
+    },
+    RecordingPaused {
+        recording: serde_json::Value,
+    },
+    RecordingResumed {
+        recording: serde_json::Value,
+    },
+    RecordingStopped {
+        recording: serde_json::Value,
+    },
+    RecordingCancelled {
+        recording: serde_json::Value,
+    },
+    RecordingCompleted {
+        recording: serde_json::Value,
+    },
+    RecordingFailed {
+        recording: serde_json::Value,
+    },
     /// A precise error; `fatal` errors are followed by the socket closing.
     Error {
         code: ErrorCode,

@@ -1,7 +1,9 @@
 //! HTTP surface: the call UI, signaling WebSocket, WHIP/WHEP, dev tokens and ops endpoints.
 
+mod compat;
 mod error;
 mod ops;
+mod recordings;
 mod web;
 mod whip;
 mod ws;
@@ -10,6 +12,7 @@ pub use error::ApiError;
 
 use crate::auth::TokenKeys;
 use crate::config::Config;
+use crate::recording::Recordings;
 use crate::sfu::Sfu;
 use axum::routing::{delete, get, post};
 use axum::Router;
@@ -21,6 +24,38 @@ pub struct AppState {
     pub sfu: Sfu,
     pub keys: TokenKeys,
     pub config: Arc<Config>,
+    pub recordings: Recordings,
+}
+
+/// The recording API (DESIGN §5) and its compatibility routes.
+fn recording_routes() -> Router<AppState> {
+    use recordings as r;
+    Router::new()
+        .route("/api/webrtc/rooms/{room}/recording/start", post(r::start))
+        .route(
+            "/api/webrtc/rooms/{room}/recording/{id}/{action}",
+            post(r::control),
+        )
+        .route(
+            "/api/webrtc/rooms/{room}/recording/{id}",
+            delete(r::cancel_or_delete),
+        )
+        .route(
+            "/api/webrtc/rooms/{room}/recording/{id}/status",
+            get(r::status),
+        )
+        .route("/api/webrtc/rooms/{room}/recordings", get(r::room_list))
+        .route("/api/webrtc/recordings", get(r::own_list))
+        .route("/api/webrtc/recordings/{id}", delete(r::delete))
+        .route("/api/webrtc/recordings/{id}/download", get(r::download))
+        .route("/api/webrtc/recordings/{id}/upload", post(r::retry_upload))
+        .route("/api/webrtc/pipelines", get(r::pipelines))
+        .route("/video-calls/{call}/recording/start", post(compat::start))
+        .route("/video-calls/{call}/recording/stop", post(compat::stop))
+        .route(
+            "/video-calls/{call}/recording/{id}",
+            get(compat::get).delete(compat::delete),
+        )
 }
 
 /// All routes.
@@ -35,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/whep/{room}/{identity}", post(whip::view))
         .route("/whep/{room}/{identity}/{viewer}", delete(whip::unview))
         .route("/api/dev/token", get(web::dev_token))
+        .merge(recording_routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -17,11 +17,24 @@ const PLI_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the loudest audio level of the window is reported to the room.
 const LEVEL_REPORT_INTERVAL: Duration = Duration::from_millis(250);
 
-/// A consumer's queue of outgoing packets (a subscriber's writer, later a recorder).
+/// A consumer's queue of outgoing packets (a subscriber's writer or a recorder's fork).
 pub type ConsumerQueue = mpsc::Sender<rtp::Packet>;
 
+/// Who consumes: drops are counted separately for subscribers and recorders.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ConsumerKind {
+    Subscriber,
+    Recorder,
+}
+
+struct Consumer {
+    id: u64,
+    queue: ConsumerQueue,
+    kind: ConsumerKind,
+}
+
 enum Command {
-    AddConsumer(u64, ConsumerQueue),
+    AddConsumer(Consumer),
     RemoveConsumer(u64),
     RequestKeyframe,
 }
@@ -35,8 +48,10 @@ pub struct ForwarderHandle {
 impl ForwarderHandle {
     /// Adds a consumer; it asks for a keyframe with [`Self::request_keyframe`] once it can
     /// deliver one (a subscriber only after its connection is up).
-    pub fn add_consumer(&self, id: u64, queue: ConsumerQueue) {
-        let _ = self.commands.send(Command::AddConsumer(id, queue));
+    pub fn add_consumer(&self, id: u64, queue: ConsumerQueue, kind: ConsumerKind) {
+        let _ = self
+            .commands
+            .send(Command::AddConsumer(Consumer { id, queue, kind }));
     }
 
     pub fn remove_consumer(&self, id: u64) {
@@ -69,7 +84,7 @@ pub fn spawn(track: Arc<dyn TrackRemote>, spec: ForwarderSpec) -> ForwarderHandl
 struct Forwarder {
     track: Arc<dyn TrackRemote>,
     spec: ForwarderSpec,
-    consumers: Vec<(u64, ConsumerQueue)>,
+    consumers: Vec<Consumer>,
     media_ssrc: Option<u32>,
     last_pli: Option<Instant>,
     pli_pending: bool,
@@ -112,8 +127,8 @@ impl Forwarder {
 
     async fn handle(&mut self, command: Command) {
         match command {
-            Command::AddConsumer(id, queue) => self.consumers.push((id, queue)),
-            Command::RemoveConsumer(id) => self.consumers.retain(|(c, _)| *c != id),
+            Command::AddConsumer(consumer) => self.consumers.push(consumer),
+            Command::RemoveConsumer(id) => self.consumers.retain(|c| c.id != id),
             Command::RequestKeyframe => self.request_keyframe().await,
         }
     }
@@ -126,18 +141,21 @@ impl Forwarder {
         strip_extensions(&mut packet.header);
         let mut lost_consumer = false;
         let mut need_keyframe = false;
-        for (_, queue) in &self.consumers {
-            match queue.try_send(packet.clone()) {
+        for consumer in &self.consumers {
+            match consumer.queue.try_send(packet.clone()) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    METRICS.drop_packet("consumer_queue_full");
+                    match consumer.kind {
+                        ConsumerKind::Subscriber => METRICS.drop_packet("subscriber_queue_full"),
+                        ConsumerKind::Recorder => METRICS.recorder_drop("fork_queue_full", 1),
+                    }
                     need_keyframe = true;
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => lost_consumer = true,
             }
         }
         if lost_consumer {
-            self.consumers.retain(|(_, q)| !q.is_closed());
+            self.consumers.retain(|c| !c.queue.is_closed());
         }
         if need_keyframe {
             self.request_keyframe().await;

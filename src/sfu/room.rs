@@ -40,6 +40,24 @@ pub enum SessionCmd {
 
 pub type SessionTx = mpsc::UnboundedSender<SessionCmd>;
 
+/// What a room tells the recording attached to it.
+pub enum RoomEvent {
+    Joined(ParticipantInfo),
+    Left(String),
+    TrackPublished(PublishedTrack),
+    TrackEnded(String),
+    ActiveSpeaker(Option<String>),
+}
+
+pub type RoomEventTx = mpsc::UnboundedSender<RoomEvent>;
+
+/// The room as a recording finds it when it attaches.
+pub struct RoomSnapshot {
+    pub participants: Vec<ParticipantInfo>,
+    pub tracks: Vec<PublishedTrack>,
+    pub active_speaker: Option<String>,
+}
+
 /// A request to join.
 pub struct JoinRequest {
     pub info: ParticipantInfo,
@@ -84,6 +102,11 @@ pub(super) enum RoomCmd {
         identity: String,
         reply: oneshot::Sender<bool>,
     },
+    /// A recording starts observing the room; the room stays open while it is attached.
+    Attach(RoomEventTx, oneshot::Sender<RoomSnapshot>),
+    Detach,
+    /// Sends a message to every visible member.
+    Announce(ServerMessage),
     Shutdown,
 }
 
@@ -124,6 +147,22 @@ impl RoomHandle {
         rx.await.unwrap_or(false)
     }
 
+    /// Attaches a recording: it gets the current members and tracks, then every change.
+    /// `None` when the room has already closed.
+    pub async fn attach(&self, events: RoomEventTx) -> Option<RoomSnapshot> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(RoomCmd::Attach(events, reply));
+        rx.await.ok()
+    }
+
+    pub fn detach(&self) {
+        let _ = self.tx.send(RoomCmd::Detach);
+    }
+
+    pub fn announce(&self, message: ServerMessage) {
+        let _ = self.tx.send(RoomCmd::Announce(message));
+    }
+
     pub(super) fn send(&self, cmd: RoomCmd) {
         let _ = self.tx.send(cmd);
     }
@@ -148,6 +187,7 @@ pub(super) struct Room {
     levels: HashMap<String, (u8, Instant)>,
     active_speaker: Option<String>,
     speaker_since: Option<Instant>,
+    recording: Option<RoomEventTx>,
 }
 
 impl Room {
@@ -172,6 +212,7 @@ impl Room {
             levels: HashMap::new(),
             active_speaker: None,
             speaker_since: None,
+            recording: None,
         };
         tokio::spawn(room.run(rx));
         handle
@@ -208,9 +249,22 @@ impl Room {
                     let found = self.kick(&identity, ErrorCode::Removed, "removed by request");
                     let _ = reply.send(found);
                 }
+                RoomCmd::Attach(events, reply) => {
+                    self.recording = Some(events);
+                    let _ = reply.send(RoomSnapshot {
+                        participants: self.visible_participants(),
+                        tracks: self.tracks.clone(),
+                        active_speaker: self.active_speaker.clone(),
+                    });
+                }
+                RoomCmd::Detach => self.recording = None,
+                RoomCmd::Announce(message) => self.announce_except("", message),
                 RoomCmd::Shutdown => break,
             }
-            if self.members.is_empty() {
+            if self.recording.as_ref().is_some_and(|r| r.is_closed()) {
+                self.recording = None;
+            }
+            if self.members.is_empty() && self.recording.is_none() {
                 self.registry
                     .room_idle(self.name.clone(), self.generation, self.joins_handled);
             }
@@ -239,6 +293,7 @@ impl Room {
         };
         if request.visible {
             METRICS.participants.inc();
+            self.tell_recording(RoomEvent::Joined(request.info.clone()));
             self.announce_except(
                 &identity,
                 ServerMessage::ParticipantJoined {
@@ -278,6 +333,7 @@ impl Room {
             self.tracks.drain(..).partition(|t| t.publisher == identity);
         self.tracks = kept;
         for track in gone {
+            self.tell_recording(RoomEvent::TrackEnded(track.info.track_id.clone()));
             self.broadcast_except(identity, || SessionCmd::Unsubscribe {
                 track_id: track.info.track_id.clone(),
             });
@@ -285,6 +341,7 @@ impl Room {
         self.levels.remove(identity);
         if member.visible {
             METRICS.participants.dec();
+            self.tell_recording(RoomEvent::Left(identity.into()));
             self.announce_except(
                 identity,
                 ServerMessage::ParticipantLeft {
@@ -305,6 +362,7 @@ impl Room {
         member.info.tracks.push(track.info.clone());
         let info = member.info.clone();
         self.tracks.push(track.clone());
+        self.tell_recording(RoomEvent::TrackPublished(track.clone()));
         self.broadcast_except(&publisher, || SessionCmd::Subscribe(track.clone()));
         self.announce_except(
             &publisher,
@@ -343,6 +401,7 @@ impl Room {
     fn set_active_speaker(&mut self, identity: Option<String>) {
         self.speaker_since = identity.as_ref().map(|_| Instant::now());
         self.active_speaker = identity.clone();
+        self.tell_recording(RoomEvent::ActiveSpeaker(identity.clone()));
         self.announce_except("", ServerMessage::ActiveSpeaker { identity });
     }
 
@@ -352,6 +411,12 @@ impl Room {
             .filter(|m| m.visible)
             .map(|m| m.info.clone())
             .collect()
+    }
+
+    fn tell_recording(&self, event: RoomEvent) {
+        if let Some(recording) = &self.recording {
+            let _ = recording.send(event);
+        }
     }
 
     /// Sends a command made by `make` to every member but `identity`.

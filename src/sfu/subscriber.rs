@@ -2,7 +2,7 @@
 //! `TrackLocalStaticRTP` (own SSRC, negotiated payload type) and a writer task fed by a
 //! bounded queue from the track's forwarder.
 
-use super::forwarder::ForwarderHandle;
+use super::forwarder::{ConsumerKind, ForwarderHandle};
 use super::peer::{codec, is_keyframe_request, Peer, PeerError};
 use super::room::PublishedTrack;
 use crate::metrics::METRICS;
@@ -85,7 +85,9 @@ impl Subscription {
             tokio::spawn(relay_keyframe_requests(local, track.forwarder.clone())),
         ];
         let consumer_id = super::next_id();
-        track.forwarder.add_consumer(consumer_id, queue);
+        track
+            .forwarder
+            .add_consumer(consumer_id, queue, ConsumerKind::Subscriber);
         Ok(Self {
             track_id: track.info.track_id.clone(),
             sender,

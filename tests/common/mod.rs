@@ -2,13 +2,18 @@
 //! that publish GStreamer-generated VP8/Opus and decode what they receive with GStreamer.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+#[path = "../../pipelines/tests/common/check.rs"]
+pub mod check;
 pub mod media;
+pub mod moto;
 pub mod peer;
+pub mod procfs;
+pub mod recording;
 
 use capstan::auth::{Role, TokenKeys, DEV_SECRET};
 use std::future::Future;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,6 +23,8 @@ pub const FORBIDDEN_LOG_LINES: &[&str] = &["Failed to send RTP", "panicked", "ex
 /// A `capstan serve --dev` child process, killed on drop.
 pub struct TestServer {
     child: Child,
+    port: u16,
+    env: Vec<(String, String)>,
     pub base: String,
     pub ws_base: String,
     log: PathBuf,
@@ -34,34 +41,45 @@ impl TestServer {
         let port = free_port();
         let data_dir = tempfile::tempdir().expect("temp dir");
         let log = data_dir.path().join("server.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_capstan"));
-        cmd.args(["serve", "--dev"])
-            .env("CAPSTAN_HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .env("CAPSTAN_DATA_DIR", data_dir.path())
-            .env("CAPSTAN_RTC_BIND_IPS", "127.0.0.1")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log_file);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("spawn capstan");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let child = spawn_server(port, data_dir.path(), &log, &env);
         let server = Self {
             child,
+            port,
+            env,
             base: format!("http://127.0.0.1:{port}"),
             ws_base: format!("ws://127.0.0.1:{port}"),
             log,
             data_dir,
         };
-        let url = format!("{}/healthz", server.base);
+        server.wait_healthy().await;
+        server
+    }
+
+    async fn wait_healthy(&self) {
+        let url = format!("{}/healthz", self.base);
         wait_for("server /healthz", Duration::from_secs(20), || async {
             reqwest::get(&url)
                 .await
                 .is_ok_and(|r| r.status().is_success())
         })
         .await;
-        server
+    }
+
+    /// SIGKILLs the server (no chance to clean up), as a crash would.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port, data directory and environment.
+    pub async fn restart(&mut self) {
+        self.kill_hard();
+        self.child = spawn_server(self.port, self.data_dir.path(), &self.log, &self.env);
+        self.wait_healthy().await;
     }
 
     pub fn pid(&self) -> u32 {
@@ -165,6 +183,26 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn_server(port: u16, data_dir: &Path, log: &Path, env: &[(String, String)]) -> Child {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_capstan"));
+    cmd.args(["serve", "--dev"])
+        .env("CAPSTAN_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("CAPSTAN_DATA_DIR", data_dir)
+        .env("CAPSTAN_RTC_BIND_IPS", "127.0.0.1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log_file);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn capstan")
 }
 
 fn free_port() -> u16 {

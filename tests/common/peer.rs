@@ -79,6 +79,8 @@ pub struct Seen {
     pub errors: Vec<ServerMessage>,
     pub subscribe_offers: usize,
     pub active_speaker: Option<String>,
+    /// Recording events received (`recording_started`, ...), in order.
+    pub recording_events: Vec<String>,
 }
 
 /// Shared view of a test participant's state.
@@ -342,6 +344,11 @@ async fn handle(
         }),
         ServerMessage::ActiveSpeaker { identity } => seen.with(|s| s.active_speaker = identity),
         error @ ServerMessage::Error { .. } => seen.with(|s| s.errors.push(error)),
+        other => {
+            let v = serde_json::to_value(&other).expect("server message");
+            let kind = v["type"].as_str().unwrap_or_default().to_string();
+            seen.with(|s| s.recording_events.push(kind));
+        }
     }
 }
 

@@ -1,0 +1,146 @@
+//! Compatibility routes for existing clients: `/video-calls/{callId}/recording/...`, answering
+//! `{"success", "data", "message"}`. A call id is a room name.
+
+use super::recordings::{caller, control_for, start_for, Action, StartQuery};
+use super::{ApiError, AppState};
+use crate::catalog::ListFilter;
+use crate::recording::{RecError, RecordingState, Status};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+fn envelope(status: StatusCode, data: Value, message: &str) -> Response {
+    let body = json!({ "success": true, "data": data, "message": message });
+    (status, Json(body)).into_response()
+}
+
+/// Errors in the envelope too: `{"success": false, "data": null, "message", "error"}`.
+fn failure(e: ApiError) -> Response {
+    let body = json!({ "success": false, "data": null, "message": e.message, "error": e.code });
+    (e.status, Json(body)).into_response()
+}
+
+fn summary(r: &RecordingState) -> Value {
+    json!({
+        "recordingId": r.recording_id,
+        "roomId": r.room_id,
+        "startedAt": r.started_at,
+        "status": r.status,
+    })
+}
+
+fn detail(r: &RecordingState) -> Value {
+    json!({
+        "id": r.recording_id,
+        "recordingId": r.recording_id,
+        "roomId": r.room_id,
+        "status": r.status,
+        "startedAt": r.started_at,
+        "stoppedAt": r.stopped_at,
+        "duration": (r.duration_seconds * 1000.0).round() as u64,
+        "outputPath": r.local_path.clone().or_else(|| r.s3_key.clone()),
+        "size": r.file_size_bytes,
+        "participants": r.participants.iter().map(|p| json!({
+            "id": p.identity,
+            "audioChunks": p.audio_packets,
+            "videoChunks": p.video_packets,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub async fn start(
+    State(state): State<AppState>,
+    Path(call): Path<String>,
+    Query(query): Query<StartQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        let claims = caller(&state, &headers, None)?;
+        let params = query.params()?;
+        start_for(&state, &claims, &call, params).await
+    };
+    match result.await {
+        Ok(r) => envelope(StatusCode::CREATED, summary(&r), "Recording started"),
+        Err(e) => failure(e),
+    }
+}
+
+/// Stops the call's running recording.
+pub async fn stop(
+    State(state): State<AppState>,
+    Path(call): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        let claims = caller(&state, &headers, None)?;
+        super::recordings::require_host(&claims, &call, "stop")?;
+        let filter = ListFilter {
+            room: Some(call.clone()),
+            ..Default::default()
+        };
+        let running = state
+            .recordings
+            .list(&filter)
+            .await?
+            .into_iter()
+            .find(|r| matches!(r.status, Status::Recording | Status::Paused))
+            .ok_or(RecError::NotFound)?;
+        control_for(&state, &claims, &call, &running.recording_id, Action::Stop).await
+    };
+    match result.await {
+        Ok(r) => envelope(StatusCode::OK, summary(&r), "Recording stopped"),
+        Err(e) => failure(e),
+    }
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path((call, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        let claims = caller(&state, &headers, None)?;
+        if claims.room != call && claims.role != crate::auth::Role::Admin {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "token is for another call",
+            ));
+        }
+        match state.recordings.get(&id).await? {
+            Some(r) if r.room_id == call => Ok(r),
+            _ => Err(RecError::NotFound.into()),
+        }
+    };
+    match result.await {
+        Ok(r) => envelope(StatusCode::OK, detail(&r), "Recording found"),
+        Err(e) => failure(e),
+    }
+}
+
+/// Cancels a running recording or deletes a finished one.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((call, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        let claims = caller(&state, &headers, None)?;
+        super::recordings::require_host(&claims, &call, "delete")?;
+        let recording = match state.recordings.get(&id).await? {
+            Some(r) if r.room_id == call => r,
+            _ => return Err(RecError::NotFound.into()),
+        };
+        if recording.status.is_final() {
+            state.recordings.delete(&id).await?;
+            return Ok(recording);
+        }
+        control_for(&state, &claims, &call, &id, Action::Cancel).await
+    };
+    match result.await {
+        Ok(r) => envelope(StatusCode::OK, summary(&r), "Recording deleted"),
+        Err(e) => failure(e),
+    }
+}

@@ -1,0 +1,391 @@
+//! The recording API (DESIGN §5): start/stop/pause/resume/cancel, status, lists, download,
+//! delete, upload retry and the pipelines view for ops.
+
+use super::error::bearer;
+use super::{ApiError, AppState};
+use crate::auth::{AuthError, Claims, Role};
+use crate::catalog::ListFilter;
+use crate::recording::{RecError, RecordingParams, RecordingState, Status};
+use crate::storage::Storage;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Json;
+use serde::Deserialize;
+use std::time::Duration;
+use tower::ServiceExt;
+
+pub use crate::recording::Action;
+
+/// How long a presigned download URL is valid.
+const PRESIGN_TTL: Duration = Duration::from_secs(15 * 60);
+
+impl From<RecError> for ApiError {
+    fn from(e: RecError) -> Self {
+        let (status, code) = match &e {
+            RecError::Disabled => (StatusCode::FORBIDDEN, "recording_disabled"),
+            RecError::NotFound => (StatusCode::NOT_FOUND, "recording_not_found"),
+            RecError::RoomNotFound(_) => (StatusCode::NOT_FOUND, "room_not_found"),
+            RecError::AlreadyInProgress => (StatusCode::CONFLICT, "recording_in_progress"),
+            RecError::Limit(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_recordings"),
+            RecError::Conflict(_) => (StatusCode::CONFLICT, "invalid_state"),
+            RecError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            RecError::Pipeline(_) => (StatusCode::INTERNAL_SERVER_ERROR, "pipeline_error"),
+            RecError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_error"),
+            RecError::Catalog(_) => (StatusCode::INTERNAL_SERVER_ERROR, "catalog_error"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+/// Query of `POST .../recording/start`.
+#[derive(Debug, Deserialize, Default)]
+pub struct StartQuery {
+    recording_format: Option<String>,
+    quality: Option<String>,
+    mode: Option<String>,
+    layout: Option<String>,
+}
+
+impl StartQuery {
+    /// Validated parameters; defaults: webm, medium, composite, grid.
+    pub fn params(&self) -> Result<RecordingParams, ApiError> {
+        fn field<T: std::str::FromStr>(v: &Option<String>, default: &str) -> Result<T, ApiError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.as_deref()
+                .unwrap_or(default)
+                .parse()
+                .map_err(|e: T::Err| {
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+                })
+        }
+        let params = RecordingParams {
+            format: field(&self.recording_format, "webm")?,
+            quality: field(&self.quality, "medium")?,
+            mode: field(&self.mode, "composite")?,
+            layout: field(&self.layout, "grid")?,
+        };
+        if params.mode == pipelines::Mode::Tracks && params.format == pipelines::Format::Mp4 {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                pipelines::SpecError::TracksModeMp4.to_string(),
+            ));
+        }
+        Ok(params)
+    }
+}
+
+/// The caller's claims; the token may come from `Authorization` or `?token=` (download links).
+pub fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    token: Option<&str>,
+) -> Result<Claims, ApiError> {
+    let token = match bearer(headers) {
+        Ok(t) => t,
+        Err(e) => token.filter(|t| !t.is_empty()).ok_or(e)?,
+    };
+    Ok(state.keys.verify(token)?)
+}
+
+/// Host of `room`, or admin.
+pub fn require_host(claims: &Claims, room: &str, verb: &str) -> Result<(), ApiError> {
+    let host = claims.role == Role::Host && claims.room == room;
+    if host || claims.role == Role::Admin {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!("Only the host can {verb} recording"),
+    ))
+}
+
+/// Anyone in `room`, or admin.
+fn require_member(claims: &Claims, room: &str) -> Result<(), ApiError> {
+    if claims.room == room || claims.role == Role::Admin {
+        return Ok(());
+    }
+    Err(ApiError::from(AuthError::WrongRoom {
+        token_room: claims.room.clone(),
+        room: room.into(),
+    }))
+}
+
+/// Starts recording `room` for `claims`; shared with the compatibility routes.
+pub async fn start_for(
+    state: &AppState,
+    claims: &Claims,
+    room: &str,
+    params: RecordingParams,
+) -> Result<RecordingState, ApiError> {
+    require_host(claims, room, "start")?;
+    if !state.recordings.enabled() {
+        return Err(RecError::Disabled.into());
+    }
+    let handle = state
+        .sfu
+        .find(room)
+        .await
+        .ok_or_else(|| RecError::RoomNotFound(room.into()))?;
+    Ok(state
+        .recordings
+        .start_recording(room, &claims.sub, params, handle)
+        .await?)
+}
+
+pub async fn start(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    Query(query): Query<StartQuery>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<RecordingState>), ApiError> {
+    let claims = caller(&state, &headers, None)?;
+    require_host(&claims, &room, "start")?;
+    let params = query.params()?;
+    let recording = start_for(&state, &claims, &room, params).await?;
+    Ok((StatusCode::CREATED, Json(recording)))
+}
+
+/// The recording `id` of `room`, as the caller may see it.
+async fn recording_in_room(
+    state: &AppState,
+    room: &str,
+    id: &str,
+) -> Result<RecordingState, ApiError> {
+    match state.recordings.get(id).await? {
+        Some(r) if r.room_id == room => Ok(r),
+        _ => Err(RecError::NotFound.into()),
+    }
+}
+
+/// Runs `action` on recording `id` of `room` for a host of the room; shared with compat.
+pub async fn control_for(
+    state: &AppState,
+    claims: &Claims,
+    room: &str,
+    id: &str,
+    action: Action,
+) -> Result<RecordingState, ApiError> {
+    let verb = match action {
+        Action::Stop => "stop",
+        Action::Pause => "pause",
+        Action::Resume => "resume",
+        Action::Cancel => "cancel",
+    };
+    require_host(claims, room, verb)?;
+    recording_in_room(state, room, id).await?;
+    Ok(state.recordings.control(id, action).await?)
+}
+
+pub async fn control(
+    State(state): State<AppState>,
+    Path((room, id, verb)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<RecordingState>, ApiError> {
+    let action = match verb.as_str() {
+        "stop" => Action::Stop,
+        "pause" => Action::Pause,
+        "resume" => Action::Resume,
+        _ => return Err(ApiError::not_found(format!("no such action `{verb}`"))),
+    };
+    let claims = caller(&state, &headers, None)?;
+    Ok(Json(
+        control_for(&state, &claims, &room, &id, action).await?,
+    ))
+}
+
+/// `DELETE .../recording/{id}`: cancels a running recording, deletes a finished one.
+pub async fn cancel_or_delete(
+    State(state): State<AppState>,
+    Path((room, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let claims = caller(&state, &headers, None)?;
+    require_host(&claims, &room, "cancel")?;
+    let recording = recording_in_room(&state, &room, &id).await?;
+    if recording.status.is_final() {
+        state.recordings.delete(&id).await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    Ok(Json(state.recordings.control(&id, Action::Cancel).await?).into_response())
+}
+
+pub async fn status(
+    State(state): State<AppState>,
+    Path((room, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<RecordingState>, ApiError> {
+    let claims = caller(&state, &headers, None)?;
+    require_member(&claims, &room)?;
+    Ok(Json(recording_in_room(&state, &room, &id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+}
+
+fn status_filter(q: &ListQuery) -> Result<Option<Status>, ApiError> {
+    q.status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            Status::parse(s).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("unknown status `{s}`"),
+                )
+            })
+        })
+        .transpose()
+}
+
+pub async fn room_list(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<RecordingState>>, ApiError> {
+    let claims = caller(&state, &headers, None)?;
+    require_member(&claims, &room)?;
+    let filter = ListFilter {
+        room: Some(room),
+        status: status_filter(&q)?,
+        ..Default::default()
+    };
+    Ok(Json(state.recordings.list(&filter).await?))
+}
+
+/// The caller's own recordings (admin: everyone's).
+pub async fn own_list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<RecordingState>>, ApiError> {
+    let claims = caller(&state, &headers, None)?;
+    let filter = ListFilter {
+        user: (claims.role != Role::Admin).then(|| claims.sub.clone()),
+        status: status_filter(&q)?,
+        ..Default::default()
+    };
+    Ok(Json(state.recordings.list(&filter).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DownloadQuery {
+    token: Option<String>,
+    /// Which file (tracks mode has one per participant); default the first.
+    file: Option<usize>,
+}
+
+/// Serves the file with Range support, or redirects to a presigned URL for S3.
+pub async fn download(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<DownloadQuery>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let claims = caller(&state, &headers, q.token.as_deref())?;
+    let recording = state.recordings.get(&id).await?.ok_or(RecError::NotFound)?;
+    require_member(&claims, &recording.room_id)?;
+    let downloadable = recording.status == Status::Completed
+        || (recording.status == Status::Failed && !recording.files.is_empty());
+    if !downloadable {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_ready",
+            format!(
+                "Recording is {}; nothing to download yet",
+                recording.status.as_str()
+            ),
+        ));
+    }
+    let index = q.file.unwrap_or(0);
+    let file = recording.files.get(index).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "Recording has {} files; no file {index}",
+            recording.files.len()
+        ))
+    })?;
+    if let Some(path) = &file.local_path {
+        return serve_file(path, &file.file_name, request).await;
+    }
+    match (&file.s3_key, state.recordings.storage()) {
+        (Some(key), Storage::S3(store)) => {
+            let url = store
+                .presigned_get(key, PRESIGN_TTL)
+                .await
+                .map_err(|e| RecError::Storage(e.to_string()))?;
+            Ok(Redirect::temporary(&url).into_response())
+        }
+        _ => Err(ApiError::not_found("Recording file is not available")),
+    }
+}
+
+async fn serve_file(path: &str, name: &str, request: Request) -> Result<Response, ApiError> {
+    if !std::path::Path::new(path).exists() {
+        return Err(ApiError::not_found(
+            "Recording file is missing from local storage",
+        ));
+    }
+    let mut response = tower_http::services::ServeFile::new(path)
+        .oneshot(request)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io_error", e.to_string()))?
+        .map(Body::new);
+    if let Ok(value) = format!("attachment; filename=\"{name}\"").parse() {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+/// `DELETE /api/webrtc/recordings/{id}`: deletes a finished recording.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let claims = caller(&state, &headers, None)?;
+    let recording = state.recordings.get(&id).await?.ok_or(RecError::NotFound)?;
+    require_host(&claims, &recording.room_id, "delete a")?;
+    state.recordings.delete(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/webrtc/recordings/{id}/upload`: retries a failed upload.
+pub async fn retry_upload(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<RecordingState>, ApiError> {
+    let claims = caller(&state, &headers, None)?;
+    let recording = state.recordings.get(&id).await?.ok_or(RecError::NotFound)?;
+    require_host(&claims, &recording.room_id, "upload a")?;
+    Ok(Json(state.recordings.retry_upload(&id).await?))
+}
+
+/// `GET /api/webrtc/pipelines` (admin).
+pub async fn pipelines(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let claims = caller(&state, &headers, None)?;
+    if claims.role != Role::Admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Only an admin can list pipelines",
+        ));
+    }
+    let pipelines = state.recordings.pipelines().await;
+    Ok(Json(serde_json::json!({ "pipelines": pipelines })))
+}

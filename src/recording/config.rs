@@ -1,0 +1,295 @@
+//! Recording, storage, retention and webhook settings. Storage uses the variable names existing
+//! deployments have (`RECORDING_*`); everything else is `CAPSTAN_*`. The same fields can be set
+//! in the `[recording]` table of `capstan.toml`; the environment and flags win.
+
+use crate::storage::s3::S3Config;
+use crate::webhooks::WebhookConfig;
+use clap::Args;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Recording flags; each also reads its environment variable.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingArgs {
+    /// Allow recordings at all (default true).
+    #[arg(long = "recording-enabled", env = "CAPSTAN_RECORDING_ENABLED")]
+    pub enabled: Option<bool>,
+    /// `local` (default) or `s3`.
+    #[arg(long = "recording-storage", env = "RECORDING_STORAGE_PROVIDER")]
+    pub storage_provider: Option<String>,
+    /// Spool and local storage directory (default: <data dir>/recordings).
+    #[arg(long = "recording-output-dir", env = "RECORDING_OUTPUT_DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// Recordings running at once on this server (default 10).
+    #[arg(long = "max-recordings", env = "CAPSTAN_MAX_RECORDINGS")]
+    pub max_concurrent: Option<usize>,
+    /// Recordings one user may run at once (default 3).
+    #[arg(
+        long = "max-recordings-per-user",
+        env = "CAPSTAN_MAX_RECORDINGS_PER_USER"
+    )]
+    pub max_per_user: Option<usize>,
+    /// Longest recording before it is stopped automatically (default 2h).
+    #[arg(
+        long = "recording-max-duration",
+        env = "CAPSTAN_RECORDING_MAX_DURATION"
+    )]
+    pub max_duration: Option<String>,
+    /// Stop when the room has been empty this long (default 30s).
+    #[arg(
+        long = "recording-empty-timeout",
+        env = "CAPSTAN_RECORDING_EMPTY_TIMEOUT"
+    )]
+    pub empty_timeout: Option<String>,
+    /// Stop when no media arrived for this long (default 5m).
+    #[arg(
+        long = "recording-no-media-timeout",
+        env = "CAPSTAN_RECORDING_NO_MEDIA_TIMEOUT"
+    )]
+    pub no_media_timeout: Option<String>,
+    /// Delete recordings (files and objects) older than this many days (default: keep).
+    #[arg(long = "retention-days", env = "CAPSTAN_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
+    /// S3 bucket.
+    #[arg(long = "s3-bucket", env = "RECORDING_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// S3 region (default us-east-1).
+    #[arg(long = "s3-region", env = "RECORDING_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// S3 access key id.
+    #[arg(long = "s3-access-key-id", env = "RECORDING_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key.
+    #[arg(
+        long = "s3-secret-access-key",
+        env = "RECORDING_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub s3_secret_access_key: Option<String>,
+    /// Custom S3 endpoint (MinIO, Ceph, ...); path-style addressing is used with it.
+    #[arg(long = "s3-endpoint", env = "RECORDING_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Object key prefix (default `recordings/`).
+    #[arg(long = "s3-prefix", env = "CAPSTAN_S3_PREFIX")]
+    pub s3_prefix: Option<String>,
+    /// Server-side encryption: `AES256` or `aws:kms`.
+    #[arg(long = "s3-sse", env = "CAPSTAN_S3_SSE")]
+    pub s3_sse: Option<String>,
+    /// Upload attempts before a recording's upload is marked failed (default 5).
+    #[arg(long = "upload-attempts", env = "CAPSTAN_UPLOAD_ATTEMPTS")]
+    pub upload_attempts: Option<u32>,
+    /// First retry delay of an upload, doubling up to 30 s (default 1s).
+    #[arg(long = "upload-backoff", env = "CAPSTAN_UPLOAD_BACKOFF")]
+    pub upload_backoff: Option<String>,
+    /// Comma-separated URLs that receive recording events as signed JSON POSTs.
+    #[arg(long = "webhook-urls", env = "CAPSTAN_WEBHOOK_URLS")]
+    pub webhook_urls: Option<String>,
+    /// HMAC-SHA256 key for the `X-Capstan-Signature` header of webhooks.
+    #[arg(
+        long = "webhook-secret",
+        env = "CAPSTAN_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub webhook_secret: Option<String>,
+}
+
+/// Where finished recordings go.
+#[derive(Debug, Clone)]
+pub enum StorageConfig {
+    /// Files stay in the output directory.
+    Local,
+    /// Files are uploaded, then removed from the spool.
+    S3(Box<S3Config>),
+}
+
+/// Resolved recording settings.
+#[derive(Debug, Clone)]
+pub struct RecordingConfig {
+    pub enabled: bool,
+    pub output_dir: PathBuf,
+    pub storage: StorageConfig,
+    pub max_concurrent: usize,
+    pub max_per_user: usize,
+    pub max_duration: Duration,
+    pub empty_timeout: Duration,
+    pub no_media_timeout: Duration,
+    pub retention: Option<Duration>,
+    pub webhooks: WebhookConfig,
+}
+
+macro_rules! merge {
+    ($a:expr, $b:expr, $($f:ident),+) => { RecordingArgs { $($f: $a.$f.or($b.$f)),+ } };
+}
+
+impl RecordingArgs {
+    /// Fields set here win over `file`.
+    pub fn or(self, file: RecordingArgs) -> RecordingArgs {
+        merge!(
+            self,
+            file,
+            enabled,
+            storage_provider,
+            output_dir,
+            max_concurrent,
+            max_per_user,
+            max_duration,
+            empty_timeout,
+            no_media_timeout,
+            retention_days,
+            s3_bucket,
+            s3_region,
+            s3_access_key_id,
+            s3_secret_access_key,
+            s3_endpoint,
+            s3_prefix,
+            s3_sse,
+            upload_attempts,
+            upload_backoff,
+            webhook_urls,
+            webhook_secret
+        )
+    }
+
+    /// Validates and fills in defaults.
+    pub fn resolve(self, data_dir: &Path) -> Result<RecordingConfig, String> {
+        let duration = |v: &Option<String>, name: &str, default: Duration| match v {
+            Some(text) => humantime::parse_duration(text)
+                .map_err(|e| format!("{name}: invalid duration `{text}`: {e}")),
+            None => Ok(default),
+        };
+        let max_concurrent = positive(self.max_concurrent, 10, "CAPSTAN_MAX_RECORDINGS")?;
+        let max_per_user = positive(self.max_per_user, 3, "CAPSTAN_MAX_RECORDINGS_PER_USER")?;
+        Ok(RecordingConfig {
+            enabled: self.enabled.unwrap_or(true),
+            output_dir: self
+                .output_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("recordings")),
+            storage: self.storage()?,
+            max_concurrent,
+            max_per_user,
+            max_duration: duration(
+                &self.max_duration,
+                "CAPSTAN_RECORDING_MAX_DURATION",
+                Duration::from_secs(2 * 3600),
+            )?,
+            empty_timeout: duration(
+                &self.empty_timeout,
+                "CAPSTAN_RECORDING_EMPTY_TIMEOUT",
+                Duration::from_secs(30),
+            )?,
+            no_media_timeout: duration(
+                &self.no_media_timeout,
+                "CAPSTAN_RECORDING_NO_MEDIA_TIMEOUT",
+                Duration::from_secs(300),
+            )?,
+            retention: self
+                .retention_days
+                .map(|d| Duration::from_secs(u64::from(d) * 86_400)),
+            webhooks: WebhookConfig::new(
+                self.webhook_urls.as_deref().unwrap_or(""),
+                self.webhook_secret.clone(),
+            ),
+        })
+    }
+
+    fn storage(&self) -> Result<StorageConfig, String> {
+        match self.storage_provider.as_deref().unwrap_or("local") {
+            "local" => Ok(StorageConfig::Local),
+            "s3" => self.s3().map(|c| StorageConfig::S3(Box::new(c))),
+            other => Err(format!(
+                "RECORDING_STORAGE_PROVIDER: unknown provider `{other}` (local or s3)"
+            )),
+        }
+    }
+
+    fn s3(&self) -> Result<S3Config, String> {
+        let bucket = self
+            .s3_bucket
+            .clone()
+            .filter(|b| !b.is_empty())
+            .ok_or("RECORDING_S3_BUCKET is required when RECORDING_STORAGE_PROVIDER=s3")?;
+        let defaults = S3Config::new(bucket);
+        let backoff = match &self.upload_backoff {
+            Some(t) => humantime::parse_duration(t)
+                .map_err(|e| format!("CAPSTAN_UPLOAD_BACKOFF: invalid duration `{t}`: {e}"))?,
+            None => defaults.backoff,
+        };
+        let attempts = self.upload_attempts.map(|a| a as usize);
+        Ok(S3Config {
+            region: self.s3_region.clone().unwrap_or(defaults.region.clone()),
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: self.s3_secret_access_key.clone(),
+            endpoint: self.s3_endpoint.clone().filter(|e| !e.is_empty()),
+            prefix: self.s3_prefix.clone().unwrap_or("recordings/".into()),
+            sse: self.s3_sse.clone().filter(|s| !s.is_empty()),
+            max_attempts: positive(attempts, 5, "CAPSTAN_UPLOAD_ATTEMPTS")? as u32,
+            backoff,
+            ..defaults
+        })
+    }
+}
+
+fn positive(value: Option<usize>, default: usize, name: &str) -> Result<usize, String> {
+    match value.unwrap_or(default) {
+        0 => Err(format!("{name} must be at least 1")),
+        n => Ok(n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = RecordingArgs::default().resolve(Path::new("/d")).unwrap();
+        assert!(c.enabled);
+        assert_eq!(c.output_dir, Path::new("/d/recordings"));
+        assert!(matches!(c.storage, StorageConfig::Local));
+        assert_eq!((c.max_concurrent, c.max_per_user), (10, 3));
+        assert_eq!(c.max_duration, Duration::from_secs(7200));
+        assert_eq!(c.empty_timeout, Duration::from_secs(30));
+        assert_eq!(c.no_media_timeout, Duration::from_secs(300));
+        assert!(c.retention.is_none() && c.webhooks.urls.is_empty());
+    }
+
+    #[test]
+    fn s3_needs_a_bucket() {
+        let mut a = RecordingArgs {
+            storage_provider: Some("s3".into()),
+            ..Default::default()
+        };
+        assert!(a.clone().resolve(Path::new("/d")).is_err());
+        a.s3_bucket = Some("b".into());
+        a.s3_endpoint = Some("http://127.0.0.1:9000".into());
+        let c = a.clone().resolve(Path::new("/d")).unwrap();
+        let StorageConfig::S3(s3) = c.storage else {
+            panic!("not s3")
+        };
+        assert_eq!(s3.bucket, "b");
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(s3.prefix, "recordings/");
+    }
+
+    #[test]
+    fn flags_win_over_file_and_bad_values_are_named() {
+        let flags = RecordingArgs {
+            max_per_user: Some(1),
+            ..Default::default()
+        };
+        let file: RecordingArgs =
+            toml::from_str("max_per_user = 5\nmax_concurrent = 2\nempty_timeout = \"2s\"").unwrap();
+        let c = flags.or(file).resolve(Path::new("/d")).unwrap();
+        assert_eq!((c.max_concurrent, c.max_per_user), (2, 1));
+        assert_eq!(c.empty_timeout, Duration::from_secs(2));
+        let bad = RecordingArgs {
+            max_duration: Some("forever".into()),
+            ..Default::default()
+        };
+        let err = bad.resolve(Path::new("/d")).unwrap_err();
+        assert!(err.contains("CAPSTAN_RECORDING_MAX_DURATION"), "{err}");
+    }
+}

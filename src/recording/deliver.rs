@@ -1,0 +1,142 @@
+//! Delivery of a stopped recording: with local storage it is complete at once; with S3 each
+//! file is uploaded (progress in `metadata.upload`), and its spool copy is deleted only after
+//! the store confirmed it with the right size. A permanent failure marks the recording
+//! `failed` with the reason and keeps every local file for `POST .../upload`.
+
+use super::state::{RecordingState, Status};
+use super::Ctx;
+use crate::metrics::METRICS;
+use crate::storage::s3::{S3Store, UploadProgress};
+use crate::storage::{remove_local, Storage};
+use serde_json::json;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Upload progress is written to the catalog at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// Takes a `processing` recording to `completed` or `failed`; returns the final state.
+pub(super) async fn deliver(ctx: &Ctx, mut state: RecordingState) -> RecordingState {
+    match &ctx.storage {
+        Storage::Local => ctx.commit(&mut state, Status::Completed, "completed").await,
+        Storage::S3(store) => match upload_all(ctx, store, &mut state).await {
+            Ok(()) => {
+                state.error = None;
+                ctx.commit(&mut state, Status::Completed, "completed").await;
+            }
+            Err(e) => {
+                METRICS.upload_failures.inc();
+                tracing::warn!("recording {}: {e}", state.recording_id);
+                set_upload(&mut state, "failed", None, Some(&e));
+                state.error = Some(format!(
+                    "{e}; the local files are kept: POST /api/webrtc/recordings/{}/upload retries",
+                    state.recording_id
+                ));
+                ctx.commit(&mut state, Status::Failed, "failed").await;
+            }
+        },
+    }
+    state
+}
+
+async fn upload_all(ctx: &Ctx, store: &S3Store, state: &mut RecordingState) -> Result<(), String> {
+    let total: u64 = state.files.iter().map(|f| f.size_bytes).sum();
+    let mut done: u64 = 0;
+    for i in 0..state.files.len() {
+        let file = state.files[i].clone();
+        let Some(local) = file.local_path.clone() else {
+            done += file.size_bytes; // uploaded by an earlier attempt
+            continue;
+        };
+        let key = store.key_for(&format!("{}/{}", state.room_id, file.file_name));
+        let report = upload_one(ctx, store, state, Path::new(&local), &key, done, total).await?;
+        METRICS.upload_bytes.inc_by(report);
+        done += file.size_bytes;
+        state.files[i].s3_key = Some(key);
+        state.files[i].local_path = None;
+        let files = state.files.clone();
+        state.set_files(files);
+        ctx.save(state).await; // the object is confirmed before the spool copy goes
+        if let Err(e) = remove_local(Path::new(&local)).await {
+            tracing::warn!("cannot remove uploaded spool file {local}: {e}");
+        }
+    }
+    set_upload(state, "completed", Some((total, total, 0)), None);
+    Ok(())
+}
+
+/// Uploads one file while writing its progress to the catalog; returns the bytes uploaded.
+async fn upload_one(
+    ctx: &Ctx,
+    store: &S3Store,
+    state: &mut RecordingState,
+    path: &Path,
+    key: &str,
+    done: u64,
+    total: u64,
+) -> Result<u64, String> {
+    let (tx, mut rx) = watch::channel(None::<UploadProgress>);
+    let upload = store.upload(path, key, move |p| {
+        let _ = tx.send(Some(p));
+    });
+    tokio::pin!(upload);
+    let mut last_save = Instant::now() - PROGRESS_EVERY;
+    loop {
+        tokio::select! {
+            result = &mut upload => {
+                return result.map(|r| r.bytes).map_err(|e| format!("upload failed: {e}"));
+            }
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    continue;
+                }
+                let progress = rx.borrow_and_update().clone();
+                if let Some(p) = progress {
+                    let phase = if p.last_error.is_some() { "retrying" } else { "uploading" };
+                    set_upload(state, phase, Some((done + p.uploaded, total, p.attempt)), p.last_error.as_deref());
+                    if last_save.elapsed() >= PROGRESS_EVERY || p.last_error.is_some() {
+                        last_save = Instant::now();
+                        ctx.save(state).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `metadata.upload`: phase, bytes uploaded/total, attempt and the last error.
+fn set_upload(
+    state: &mut RecordingState,
+    phase: &str,
+    progress: Option<(u64, u64, u32)>,
+    error: Option<&str>,
+) {
+    let previous = state.metadata.get("upload").cloned().unwrap_or(json!({}));
+    let (uploaded, total, attempt) = progress.unwrap_or((
+        previous["bytes_uploaded"].as_u64().unwrap_or(0),
+        previous["bytes_total"]
+            .as_u64()
+            .unwrap_or(state.file_size_bytes),
+        previous["attempt"].as_u64().unwrap_or(0) as u32,
+    ));
+    let percent = if total == 0 {
+        100.0
+    } else {
+        (uploaded as f64 * 100.0 / total as f64).min(100.0)
+    };
+    let last_error = error
+        .map(str::to_string)
+        .or_else(|| previous["last_error"].as_str().map(str::to_string));
+    state.set_meta(
+        "upload",
+        json!({
+            "state": phase,
+            "bytes_uploaded": uploaded,
+            "bytes_total": total,
+            "percent": (percent * 10.0).round() / 10.0,
+            "attempt": attempt,
+            "last_error": last_error,
+        }),
+    );
+}

@@ -1,0 +1,483 @@
+//! The manager actor knows every running recording and enforces the rules: one recording per
+//! room, at most `max_concurrent` on the server and `max_per_user` per user. It serialises
+//! deliveries (one upload per recording at a time). [`Recordings`] is the API's handle.
+
+use super::deliver::deliver;
+use super::session::{self, Action, SessionCmd, SessionTx};
+use super::state::{RecordingState, Status};
+use super::{recover, Ctx, RecError, RecordingParams};
+use crate::catalog::ListFilter;
+use crate::metrics::METRICS;
+use crate::sfu::room::RoomHandle;
+use crate::storage::{remove_local, Storage};
+use pipelines::Health;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+use tokio::sync::{mpsc, oneshot};
+
+enum ManagerCmd {
+    Start {
+        room: String,
+        user: String,
+        params: RecordingParams,
+        handle: RoomHandle,
+        reply: oneshot::Sender<Result<RecordingState, RecError>>,
+    },
+    Session(String, oneshot::Sender<Option<SessionTx>>),
+    Live(oneshot::Sender<Vec<SessionTx>>),
+    Ended(String),
+    Deliver(Box<RecordingState>),
+    Delivered(String),
+}
+
+/// Sessions and deliveries report back through this.
+#[derive(Clone)]
+pub(super) struct ManagerTx(mpsc::UnboundedSender<ManagerCmd>);
+
+impl ManagerTx {
+    pub(super) fn ended(&self, id: &str) {
+        let _ = self.0.send(ManagerCmd::Ended(id.into()));
+    }
+
+    pub(super) fn deliver(&self, state: RecordingState) {
+        let _ = self.0.send(ManagerCmd::Deliver(Box::new(state)));
+    }
+}
+
+struct Live {
+    room: String,
+    user: String,
+    session: SessionTx,
+}
+
+struct Manager {
+    ctx: Ctx,
+    me: ManagerTx,
+    live: HashMap<String, Live>,
+    delivering: HashSet<String>,
+}
+
+impl Manager {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ManagerCmd>) {
+        while let Some(cmd) = rx.recv().await {
+            match cmd {
+                ManagerCmd::Start {
+                    room,
+                    user,
+                    params,
+                    handle,
+                    reply,
+                } => self.start(room, user, params, handle, reply),
+                ManagerCmd::Session(id, reply) => {
+                    let _ = reply.send(self.live.get(&id).map(|l| l.session.clone()));
+                }
+                ManagerCmd::Live(reply) => {
+                    let _ = reply.send(self.live.values().map(|l| l.session.clone()).collect());
+                }
+                ManagerCmd::Ended(id) => {
+                    self.live.remove(&id);
+                }
+                ManagerCmd::Deliver(state) => self.deliver(*state),
+                ManagerCmd::Delivered(id) => {
+                    self.delivering.remove(&id);
+                }
+            }
+        }
+    }
+
+    fn start(
+        &mut self,
+        room: String,
+        user: String,
+        params: RecordingParams,
+        handle: RoomHandle,
+        reply: oneshot::Sender<Result<RecordingState, RecError>>,
+    ) {
+        if let Err(e) = self.check_limits(&room, &user) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let state = RecordingState::new(id.clone(), &room, &user, params, self.ctx.storage.name());
+        let request = match session::request(&self.ctx, &state) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let session = session::spawn(
+            self.ctx.clone(),
+            state,
+            request,
+            handle,
+            self.me.clone(),
+            reply,
+        );
+        self.live.insert(
+            id,
+            Live {
+                room,
+                user,
+                session,
+            },
+        );
+    }
+
+    fn check_limits(&self, room: &str, user: &str) -> Result<(), RecError> {
+        let cfg = &self.ctx.config;
+        if self.live.values().any(|l| l.room == room) {
+            return Err(RecError::AlreadyInProgress);
+        }
+        if self.live.len() >= cfg.max_concurrent {
+            return Err(RecError::Limit(format!(
+                "Too many recordings in progress on this server (limit {})",
+                cfg.max_concurrent
+            )));
+        }
+        let mine = self.live.values().filter(|l| l.user == user).count();
+        if mine >= cfg.max_per_user {
+            return Err(RecError::Limit(format!(
+                "You already have {mine} recordings in progress (limit {})",
+                cfg.max_per_user
+            )));
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, state: RecordingState) {
+        if !self.delivering.insert(state.recording_id.clone()) {
+            return;
+        }
+        let (ctx, me) = (self.ctx.clone(), self.me.clone());
+        tokio::spawn(async move {
+            let id = state.recording_id.clone();
+            deliver(&ctx, state).await;
+            let _ = me.0.send(ManagerCmd::Delivered(id));
+        });
+    }
+}
+
+/// One running pipeline, as `GET /api/webrtc/pipelines` shows it.
+#[derive(Debug, Serialize)]
+pub struct PipelineView {
+    pub recording_id: String,
+    pub room_id: String,
+    pub status: Status,
+    pub state: String,
+    pub position_seconds: f64,
+    pub bytes_written: u64,
+    pub files: Vec<String>,
+    pub inputs: Vec<InputView>,
+    pub errors: Vec<String>,
+}
+
+/// One input of a pipeline.
+#[derive(Debug, Serialize)]
+pub struct InputView {
+    pub id: String,
+    pub participant: String,
+    pub kind: String,
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    pub packets_dropped: u64,
+    pub last_packet_age_ms: Option<u64>,
+    pub keyframe_requests: u64,
+}
+
+fn pipeline_view(state: RecordingState, h: Health) -> PipelineView {
+    PipelineView {
+        recording_id: state.recording_id,
+        room_id: state.room_id,
+        status: state.status,
+        state: format!("{:?}", h.state).to_lowercase(),
+        position_seconds: h.position.as_secs_f64(),
+        bytes_written: h.bytes_written,
+        files: h
+            .files
+            .iter()
+            .map(|f| f.path.display().to_string())
+            .collect(),
+        inputs: h
+            .inputs
+            .iter()
+            .map(|i| InputView {
+                id: i.id.clone(),
+                participant: i.participant.clone(),
+                kind: format!("{:?}", i.kind).to_lowercase(),
+                packets_in: i.packets,
+                bytes_in: i.bytes,
+                packets_dropped: i.dropped(),
+                last_packet_age_ms: i.last_packet_age.map(|a| a.as_millis() as u64),
+                keyframe_requests: i.keyframe_requests,
+            })
+            .collect(),
+        errors: h.errors,
+    }
+}
+
+/// The recording service as the API uses it; cheap to clone.
+#[derive(Clone)]
+pub struct Recordings {
+    ctx: Ctx,
+    tx: ManagerTx,
+}
+
+impl Recordings {
+    /// Recovers recordings interrupted by a crash, then starts the manager (and retention).
+    pub async fn start(
+        config: super::config::RecordingConfig,
+        catalog: std::sync::Arc<dyn crate::catalog::Catalog>,
+        storage: Storage,
+        notifier: super::Notifier,
+    ) -> Self {
+        let ctx = Ctx {
+            config: std::sync::Arc::new(config),
+            catalog,
+            storage,
+            notifier,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let me = ManagerTx(tx);
+        let manager = Manager {
+            ctx: ctx.clone(),
+            me: me.clone(),
+            live: HashMap::new(),
+            delivering: HashSet::new(),
+        };
+        tokio::spawn(manager.run(rx));
+        for state in recover::recover(&ctx).await {
+            me.deliver(state);
+        }
+        let recordings = Self { ctx, tx: me };
+        if let Some(age) = recordings.ctx.config.retention {
+            tokio::spawn(recordings.clone().retention(age));
+        }
+        recordings
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.ctx.config.enabled
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.ctx.storage
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> ManagerCmd) -> Option<T> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.0.send(make(reply)).ok()?;
+        rx.await.ok()
+    }
+
+    pub async fn start_recording(
+        &self,
+        room: &str,
+        user: &str,
+        params: RecordingParams,
+        handle: RoomHandle,
+    ) -> Result<RecordingState, RecError> {
+        if !self.enabled() {
+            return Err(RecError::Disabled);
+        }
+        self.ask(|reply| ManagerCmd::Start {
+            room: room.into(),
+            user: user.into(),
+            params,
+            handle,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| Err(RecError::Pipeline("recording service stopped".into())))
+    }
+
+    /// Stop, pause, resume or cancel a running recording.
+    pub async fn control(&self, id: &str, action: Action) -> Result<RecordingState, RecError> {
+        let Some(session) = self
+            .ask(|r| ManagerCmd::Session(id.into(), r))
+            .await
+            .flatten()
+        else {
+            return match self.get(id).await? {
+                Some(s) => Err(RecError::Conflict(format!(
+                    "Recording is {}; it is no longer running",
+                    s.status.as_str()
+                ))),
+                None => Err(RecError::NotFound),
+            };
+        };
+        let (reply, rx) = oneshot::channel();
+        let _ = session.send(SessionCmd::Control(action, reply));
+        rx.await.unwrap_or(Err(RecError::NotFound))
+    }
+
+    /// The live state of a running recording, or the catalog's.
+    pub async fn get(&self, id: &str) -> Result<Option<RecordingState>, RecError> {
+        if let Some(session) = self
+            .ask(|r| ManagerCmd::Session(id.into(), r))
+            .await
+            .flatten()
+        {
+            let (reply, rx) = oneshot::channel();
+            let _ = session.send(SessionCmd::Snapshot(reply));
+            if let Ok((state, _)) = rx.await {
+                return Ok(Some(state));
+            }
+        }
+        Ok(self.ctx.catalog.get(id).await?)
+    }
+
+    /// Catalog entries matching `filter`, with live states for running ones.
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordingState>, RecError> {
+        let mut list = self.ctx.catalog.list(filter).await?;
+        for (state, _) in self.snapshots().await {
+            if let Some(entry) = list
+                .iter_mut()
+                .find(|s| s.recording_id == state.recording_id)
+            {
+                *entry = state;
+            }
+        }
+        Ok(list)
+    }
+
+    async fn snapshots(&self) -> Vec<(RecordingState, Health)> {
+        let sessions = self.ask(ManagerCmd::Live).await.unwrap_or_default();
+        let mut out = Vec::new();
+        for session in sessions {
+            let (reply, rx) = oneshot::channel();
+            if session.send(SessionCmd::Snapshot(reply)).is_ok() {
+                if let Ok(snapshot) = rx.await {
+                    out.push(snapshot);
+                }
+            }
+        }
+        out
+    }
+
+    /// Every running pipeline with its health.
+    pub async fn pipelines(&self) -> Vec<PipelineView> {
+        self.snapshots()
+            .await
+            .into_iter()
+            .map(|(s, h)| pipeline_view(s, h))
+            .collect()
+    }
+
+    /// Deletes a finished recording: its files, objects and catalog entry.
+    pub async fn delete(&self, id: &str) -> Result<(), RecError> {
+        let state = self.get(id).await?.ok_or(RecError::NotFound)?;
+        if !state.status.is_final() {
+            return Err(RecError::Conflict(format!(
+                "Recording is {}; stop or cancel it first",
+                state.status.as_str()
+            )));
+        }
+        self.remove_files(&state).await?;
+        self.ctx.catalog.delete(id).await?;
+        Ok(())
+    }
+
+    async fn remove_files(&self, state: &RecordingState) -> Result<(), RecError> {
+        for file in &state.files {
+            if let Some(path) = &file.local_path {
+                remove_local(Path::new(path))
+                    .await
+                    .map_err(|e| RecError::Storage(format!("cannot delete {path}: {e}")))?;
+            }
+            if let (Some(key), Storage::S3(store)) = (&file.s3_key, &self.ctx.storage) {
+                store
+                    .delete(key)
+                    .await
+                    .map_err(|e| RecError::Storage(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Retries the upload of a recording whose upload failed (its local files were kept).
+    pub async fn retry_upload(&self, id: &str) -> Result<RecordingState, RecError> {
+        let mut state = self.ctx.catalog.get(id).await?.ok_or(RecError::NotFound)?;
+        let upload_failed = state
+            .metadata
+            .get("upload")
+            .and_then(|u| u["state"].as_str())
+            == Some("failed");
+        if state.status != Status::Failed || !upload_failed {
+            return Err(RecError::Conflict(format!(
+                "Only a recording whose upload failed can be uploaded again (this one is {})",
+                state.status.as_str()
+            )));
+        }
+        if !matches!(self.ctx.storage, Storage::S3(_)) {
+            return Err(RecError::Conflict(
+                "Object storage is not configured".into(),
+            ));
+        }
+        state.error = None;
+        self.ctx
+            .commit(&mut state, Status::Processing, "processing")
+            .await;
+        self.tx.deliver(state.clone());
+        Ok(state)
+    }
+
+    /// Stops every running recording (server shutdown), each within the stop timeout.
+    pub async fn shutdown(&self) {
+        let sessions = self.ask(ManagerCmd::Live).await.unwrap_or_default();
+        let waits: Vec<_> = sessions
+            .into_iter()
+            .filter_map(|s| {
+                let (reply, rx) = oneshot::channel();
+                s.send(SessionCmd::Shutdown(reply)).ok().map(|_| rx)
+            })
+            .collect();
+        for rx in waits {
+            let _ = rx.await;
+        }
+    }
+
+    /// Counts recordings by status and webhook deliveries into the metrics.
+    pub async fn update_metrics(&self) {
+        let hooks = self.ctx.notifier.webhooks().stats();
+        for (result, n) in [
+            ("delivered", hooks.delivered),
+            ("failed", hooks.failed),
+            ("dropped", hooks.dropped),
+        ] {
+            METRICS.webhooks.with_label_values(&[result]).set(n as i64);
+        }
+        if let Ok(all) = self.ctx.catalog.list(&ListFilter::default()).await {
+            for status in Status::ALL {
+                let n = all.iter().filter(|s| s.status == status).count();
+                METRICS
+                    .recordings
+                    .with_label_values(&[status.as_str()])
+                    .set(n as i64);
+            }
+        }
+    }
+
+    /// Deletes finished recordings older than `age`, hourly.
+    async fn retention(self, age: Duration) {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            let Ok(all) = self.ctx.catalog.list(&ListFilter::default()).await else {
+                continue;
+            };
+            let cutoff = SystemTime::now() - age;
+            for state in all.iter().filter(|s| s.status.is_final()) {
+                let created = super::state::parse_time(&state.created_at);
+                if created.is_some_and(|t| t < cutoff) {
+                    match self.delete(&state.recording_id).await {
+                        Ok(()) => tracing::info!("retention: deleted {}", state.recording_id),
+                        Err(e) => tracing::warn!("retention: {}: {e}", state.recording_id),
+                    }
+                }
+            }
+        }
+    }
+}

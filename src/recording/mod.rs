@@ -1,0 +1,81 @@
+//! Server-side recording of live rooms: one session actor per running recording (it owns the
+//! recorder, the forks of the room's tracks and the recording's state), a manager actor that
+//! enforces the rules (one per room, concurrency limits) and knows the live sessions, and the
+//! delivery step (local spool → object store). Every transition is written to the catalog
+//! before it is announced to the room and to webhooks.
+
+pub mod config;
+mod deliver;
+mod fork;
+mod manager;
+mod notify;
+mod recover;
+mod session;
+pub mod state;
+
+pub use manager::{PipelineView, Recordings};
+pub use notify::Notifier;
+pub use session::Action;
+pub use state::{RecordingParams, RecordingState, Status};
+
+use crate::catalog::{Catalog, CatalogError};
+use crate::storage::Storage;
+use config::RecordingConfig;
+use std::sync::Arc;
+
+/// Why a recording request was refused or failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecError {
+    #[error("Recording is not enabled")]
+    Disabled,
+    #[error("Recording not found")]
+    NotFound,
+    #[error("Room not found: nobody is in room `{0}`")]
+    RoomNotFound(String),
+    #[error("Recording already in progress")]
+    AlreadyInProgress,
+    #[error("{0}")]
+    Limit(String),
+    /// The operation does not fit the recording's status (e.g. pause while paused).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("recording pipeline: {0}")]
+    Pipeline(String),
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// What every part of recording shares.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub config: Arc<RecordingConfig>,
+    pub catalog: Arc<dyn Catalog>,
+    pub storage: Storage,
+    pub notifier: Notifier,
+}
+
+impl Ctx {
+    /// Persists `state` (logging a failure: the recording itself goes on).
+    async fn save(&self, state: &RecordingState) {
+        if let Err(e) = self.catalog.put(state).await {
+            tracing::error!("catalog: cannot save recording {}: {e}", state.recording_id);
+        }
+    }
+
+    /// Moves `state` to `next`, persists it, then announces `event` (e.g. `started`).
+    async fn commit(&self, state: &mut RecordingState, next: Status, event: &str) {
+        if let Err(from) = state.transition(next) {
+            tracing::error!(
+                "recording {}: refused transition {from:?} -> {next:?}",
+                state.recording_id
+            );
+            return;
+        }
+        self.save(state).await;
+        self.notifier.emit(event, state).await;
+    }
+}

@@ -1,0 +1,117 @@
+//! Start-up recovery: recordings the catalog shows mid-flight belonged to a server that was
+//! killed. Their `.part` files are remuxed into playable files (`pipelines::salvage`) and the
+//! recording is marked completed with `metadata.interrupted = true`, or failed with the reason
+//! when nothing could be saved. Recordings that were being delivered are delivered again.
+
+use super::state::{FileEntry, RecordingState, Status};
+use super::Ctx;
+use crate::catalog::ListFilter;
+use crate::storage::room_dir;
+use std::path::{Path, PathBuf};
+
+/// Salvages interrupted recordings; returns those that still need delivering (uploading).
+pub(super) async fn recover(ctx: &Ctx) -> Vec<RecordingState> {
+    let all = match ctx.catalog.list(&ListFilter::default()).await {
+        Ok(all) => all,
+        Err(e) => {
+            tracing::error!("recovery: cannot read the catalog: {e}");
+            return Vec::new();
+        }
+    };
+    let mut to_deliver = Vec::new();
+    for mut state in all.into_iter().filter(|s| !s.status.is_final()) {
+        tracing::warn!(
+            "recovering recording {} (was {})",
+            state.recording_id,
+            state.status.as_str()
+        );
+        if state.status.is_live() {
+            salvage(ctx, &mut state).await;
+        }
+        if state.status == Status::Processing {
+            to_deliver.push(state);
+        }
+    }
+    to_deliver
+}
+
+/// Turns the `.part` files of an interrupted recording into final files.
+async fn salvage(ctx: &Ctx, state: &mut RecordingState) {
+    let dir = room_dir(&ctx.config.output_dir, &state.room_id);
+    let id = state.recording_id.clone();
+    let found = tokio::task::spawn_blocking(move || salvage_dir(&dir, &id))
+        .await
+        .unwrap_or_default();
+    state.set_meta("interrupted", true);
+    state.set_meta("stop_reason", "server_restart");
+    let (files, errors): (Vec<_>, Vec<_>) = found.into_iter().partition(Result::is_ok);
+    let errors: Vec<String> = errors.into_iter().filter_map(Result::err).collect();
+    let files: Vec<FileEntry> = files.into_iter().filter_map(Result::ok).collect();
+    if !errors.is_empty() {
+        state.set_meta("salvage_errors", errors.clone());
+    }
+    if files.is_empty() {
+        state.error = Some(format!(
+            "the server stopped during the recording and nothing could be saved{}",
+            if errors.is_empty() {
+                " (no files were written)".to_string()
+            } else {
+                format!(": {}", errors.join("; "))
+            }
+        ));
+        ctx.commit(state, Status::Failed, "failed").await;
+        return;
+    }
+    state.set_files(files);
+    if state.status == Status::Pending {
+        let _ = state.transition(Status::Recording);
+    }
+    // Duration: the last checkpoint (at most a few seconds short).
+    ctx.commit(state, Status::Processing, "stopped").await;
+}
+
+/// Salvages every `<id>*.part` in `dir` and keeps `<id>*` files already finished.
+fn salvage_dir(dir: &Path, id: &str) -> Vec<Result<FileEntry, String>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(id))
+        })
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().ends_with(".salvage"))
+        .map(|p| {
+            let path = if p.extension().is_some_and(|e| e == "part") {
+                pipelines::salvage(&p).map_err(|e| format!("{}: {e}", p.display()))?
+            } else {
+                p
+            };
+            entry(&path)
+        })
+        .collect()
+}
+
+fn entry(path: &Path) -> Result<FileEntry, String> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    Ok(FileEntry {
+        file_name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        local_path: Some(path.display().to_string()),
+        s3_key: None,
+        participant: None,
+        size_bytes: size,
+        start_offset_seconds: 0.0,
+    })
+}

@@ -1,0 +1,524 @@
+//! One actor per running recording. It owns the recorder, the forks of the room's tracks and
+//! the recording's state; API calls, room changes, recorder events and a 1 s tick are its
+//! only inputs. It ends when the pipeline has stopped (delivery continues elsewhere).
+
+use super::deliver::deliver;
+use super::fork::Fork;
+use super::manager::ManagerTx;
+use super::state::{FileEntry, RecordingState, Status};
+use super::{Ctx, RecError};
+use crate::metrics::METRICS;
+use crate::sfu::room::{PublishedTrack, RoomEvent, RoomHandle};
+use crate::storage::{room_dir, Storage};
+use pipelines::{
+    EventStream, Health, InputStats, Outcome, Recorder, RecorderEvent, RecordingRequest,
+    RecordingSpec, TrackKind,
+};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// How long a stop may wait for the pipeline to finish its files.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often the live state (duration, sizes, packet counts) is written to the catalog, so a
+/// crash loses at most this much of it.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+
+/// What the API asks of a running recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Stop,
+    Pause,
+    Resume,
+    Cancel,
+}
+
+pub(super) enum SessionCmd {
+    Control(Action, oneshot::Sender<Result<RecordingState, RecError>>),
+    /// The live state plus the recorder's health.
+    Snapshot(oneshot::Sender<(RecordingState, Health)>),
+    /// Stop because the server is shutting down.
+    Shutdown(oneshot::Sender<()>),
+}
+
+pub(super) type SessionTx = mpsc::UnboundedSender<SessionCmd>;
+type StartReply = oneshot::Sender<Result<RecordingState, RecError>>;
+
+pub(super) struct Session {
+    ctx: Ctx,
+    state: RecordingState,
+    room: RoomHandle,
+    recorder: Arc<Recorder>,
+    forks: HashMap<String, Fork>,
+    present: HashSet<String>,
+    empty_since: Option<Instant>,
+    last_media: Instant,
+    last_checkpoint: Instant,
+    /// Latest counters per input (inputs that left keep their last counters).
+    inputs: HashMap<String, InputStats>,
+    /// Drops already counted in the metrics, per input.
+    drops_counted: HashMap<String, [u64; 5]>,
+    manager: ManagerTx,
+}
+
+/// Starts a recording of `room`: attaches to it, starts the pipeline, replies to `reply`
+/// once it records (or failed), then runs until the pipeline has stopped.
+pub(super) fn spawn(
+    ctx: Ctx,
+    state: RecordingState,
+    spec: RecordingRequest,
+    room: RoomHandle,
+    manager: ManagerTx,
+    reply: StartReply,
+) -> SessionTx {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(start(ctx, state, spec, room, manager, reply, rx));
+    tx
+}
+
+async fn start(
+    ctx: Ctx,
+    mut state: RecordingState,
+    request: RecordingRequest,
+    room: RoomHandle,
+    manager: ManagerTx,
+    reply: StartReply,
+    commands: mpsc::UnboundedReceiver<SessionCmd>,
+) {
+    ctx.save(&state).await;
+    let id = state.recording_id.clone();
+    let (room_tx, room_rx) = mpsc::unbounded_channel();
+    let started = match open(&request).await {
+        Ok(started) => room
+            .attach(room_tx)
+            .await
+            .map(|snap| (started, snap))
+            .ok_or_else(|| RecError::RoomNotFound(state.room_id.clone())),
+        Err(e) => Err(e),
+    };
+    let ((recorder, events), snapshot) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            state.error = Some(e.to_string());
+            ctx.commit(&mut state, Status::Failed, "failed").await;
+            manager.ended(&id);
+            let _ = reply.send(Err(e));
+            return;
+        }
+    };
+    ctx.commit(&mut state, Status::Recording, "started").await;
+    let _ = reply.send(Ok(state.clone()));
+    let mut session = Session {
+        ctx,
+        state,
+        room,
+        recorder: Arc::new(recorder),
+        forks: HashMap::new(),
+        present: HashSet::new(),
+        empty_since: None,
+        last_media: Instant::now(),
+        last_checkpoint: Instant::now(),
+        inputs: HashMap::new(),
+        drops_counted: HashMap::new(),
+        manager,
+    };
+    for p in &snapshot.participants {
+        session.joined(&p.identity, &p.name);
+    }
+    for track in &snapshot.tracks {
+        session.add_track(track);
+    }
+    session.speaker(snapshot.active_speaker).await;
+    session.run(commands, room_rx, events).await;
+}
+
+/// Creates the room's spool directory and starts the pipeline.
+async fn open(request: &RecordingRequest) -> Result<(Recorder, EventStream), RecError> {
+    tokio::fs::create_dir_all(&request.output_dir)
+        .await
+        .map_err(|e| {
+            RecError::Storage(format!(
+                "cannot create {}: {e}",
+                request.output_dir.display()
+            ))
+        })?;
+    let spec = RecordingSpec::new(request.clone()).map_err(|e| RecError::Invalid(e.to_string()))?;
+    Recorder::start(spec)
+        .await
+        .map_err(|e| RecError::Pipeline(e.to_string()))
+}
+
+/// The pipeline request of a recording.
+pub(super) fn request(ctx: &Ctx, state: &RecordingState) -> Result<RecordingRequest, RecError> {
+    let bad = |e: pipelines::SpecError| RecError::Invalid(e.to_string());
+    Ok(RecordingRequest {
+        mode: state.mode.parse().map_err(bad)?,
+        format: state.format.parse().map_err(bad)?,
+        quality: state.quality.parse().map_err(bad)?,
+        layout: state.layout.parse().map_err(bad)?,
+        audio_only: false,
+        output_dir: room_dir(&ctx.config.output_dir, &state.room_id),
+        base_name: state.recording_id.clone(),
+    })
+}
+
+enum Next {
+    Continue,
+    Done,
+}
+
+impl Session {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<SessionCmd>,
+        mut room: mpsc::UnboundedReceiver<RoomEvent>,
+        mut events: EventStream,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut room_open = true;
+        loop {
+            let next = tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.command(cmd).await,
+                    None => self.stop("manager_gone").await.map_or(Next::Done, |_| Next::Done),
+                },
+                event = room.recv(), if room_open => match event {
+                    Some(event) => self.room_event(event).await,
+                    None => {
+                        room_open = false;
+                        self.present.clear();
+                        self.empty_since.get_or_insert_with(Instant::now);
+                        Next::Continue
+                    }
+                },
+                event = events.recv() => self.recorder_event(event).await,
+                _ = tick.tick() => self.tick().await,
+            };
+            if matches!(next, Next::Done) {
+                break;
+            }
+        }
+        self.manager.ended(&self.state.recording_id);
+    }
+
+    async fn command(&mut self, cmd: SessionCmd) -> Next {
+        match cmd {
+            SessionCmd::Control(action, reply) => {
+                let (result, next) = self.control(action).await;
+                let _ = reply.send(result);
+                next
+            }
+            SessionCmd::Snapshot(reply) => {
+                let health = self.refresh();
+                let _ = reply.send((self.state.clone(), health));
+                Next::Continue
+            }
+            SessionCmd::Shutdown(reply) => {
+                let _ = self.stop("shutdown").await;
+                let _ = reply.send(());
+                Next::Done
+            }
+        }
+    }
+
+    async fn control(&mut self, action: Action) -> (Result<RecordingState, RecError>, Next) {
+        let status = self.state.status;
+        match (action, status) {
+            (Action::Pause, Status::Recording) => {
+                let r = self.recorder.pause().await;
+                self.after(r, Status::Paused, "paused").await
+            }
+            (Action::Resume, Status::Paused) => {
+                let r = self.recorder.resume().await;
+                self.last_media = Instant::now();
+                self.after(r, Status::Recording, "resumed").await
+            }
+            (Action::Stop, _) => (self.stop("requested").await, Next::Done),
+            (Action::Cancel, _) => (Ok(self.cancel().await), Next::Done),
+            (Action::Pause | Action::Resume, _) => (
+                Err(RecError::Conflict(format!(
+                    "Cannot {} a recording that is {}",
+                    if action == Action::Pause {
+                        "pause"
+                    } else {
+                        "resume"
+                    },
+                    status.as_str()
+                ))),
+                Next::Continue,
+            ),
+        }
+    }
+
+    /// Commits `next` when the recorder accepted the change.
+    async fn after(
+        &mut self,
+        result: Result<(), pipelines::RecorderError>,
+        next: Status,
+        event: &str,
+    ) -> (Result<RecordingState, RecError>, Next) {
+        if let Err(e) = result {
+            return (Err(RecError::Pipeline(e.to_string())), Next::Continue);
+        }
+        self.refresh();
+        self.ctx.commit(&mut self.state, next, event).await;
+        (Ok(self.state.clone()), Next::Continue)
+    }
+
+    async fn room_event(&mut self, event: RoomEvent) -> Next {
+        match event {
+            RoomEvent::Joined(p) => self.joined(&p.identity, &p.name),
+            RoomEvent::Left(identity) => {
+                self.present.remove(&identity);
+                if let Some(p) = self
+                    .state
+                    .participants
+                    .iter_mut()
+                    .find(|p| p.identity == identity)
+                {
+                    p.left_at = Some(super::state::now());
+                }
+                if self.present.is_empty() {
+                    self.empty_since.get_or_insert_with(Instant::now);
+                }
+            }
+            RoomEvent::TrackPublished(track) => self.add_track(&track),
+            RoomEvent::TrackEnded(track_id) => {
+                if let Some(fork) = self.forks.remove(&track_id) {
+                    fork.remove();
+                }
+            }
+            RoomEvent::ActiveSpeaker(identity) => self.speaker(identity).await,
+        }
+        Next::Continue
+    }
+
+    fn joined(&mut self, identity: &str, name: &str) {
+        self.present.insert(identity.to_string());
+        self.empty_since = None;
+        self.state.participant(identity, name).left_at = None;
+    }
+
+    fn add_track(&mut self, track: &PublishedTrack) {
+        let id = track.info.track_id.clone();
+        if !self.forks.contains_key(&id) {
+            self.forks
+                .insert(id, Fork::start(track, Arc::clone(&self.recorder)));
+        }
+    }
+
+    async fn speaker(&mut self, identity: Option<String>) {
+        if let Err(e) = self.recorder.set_active_speaker(identity.as_deref()).await {
+            tracing::debug!("set active speaker: {e}");
+        }
+    }
+
+    async fn recorder_event(&mut self, event: Option<RecorderEvent>) -> Next {
+        match event {
+            Some(RecorderEvent::KeyframeNeeded { input }) => {
+                if let Some(fork) = self.forks.get(&input) {
+                    fork.forwarder.request_keyframe();
+                }
+                Next::Continue
+            }
+            Some(RecorderEvent::Warning { message }) => {
+                tracing::warn!("recording {}: {message}", self.state.recording_id);
+                Next::Continue
+            }
+            Some(RecorderEvent::Error { message }) => {
+                METRICS.pipeline_errors.inc();
+                self.fail(message).await;
+                Next::Done
+            }
+            Some(RecorderEvent::Finished { .. }) | None => {
+                self.fail("the recording pipeline ended unexpectedly".into())
+                    .await;
+                Next::Done
+            }
+        }
+    }
+
+    async fn tick(&mut self) -> Next {
+        let health = self.refresh();
+        if let Some(age) = health.inputs.iter().filter_map(|i| i.last_packet_age).min() {
+            self.last_media = self.last_media.max(Instant::now() - age);
+        }
+        if let Some(reason) = self.auto_stop_reason(&health) {
+            tracing::info!(
+                "recording {}: auto-stop ({reason})",
+                self.state.recording_id
+            );
+            self.state.set_meta("auto_stopped", true);
+            let _ = self.stop(reason).await;
+            return Next::Done;
+        }
+        if self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            self.last_checkpoint = Instant::now();
+            self.ctx.save(&self.state).await;
+        }
+        Next::Continue
+    }
+
+    fn auto_stop_reason(&self, health: &Health) -> Option<&'static str> {
+        let cfg = &self.ctx.config;
+        if health.position >= cfg.max_duration {
+            return Some("max_duration");
+        }
+        if self
+            .empty_since
+            .is_some_and(|t| t.elapsed() >= cfg.empty_timeout)
+        {
+            return Some("room_empty");
+        }
+        let recording = self.state.status == Status::Recording;
+        if recording && self.last_media.elapsed() >= cfg.no_media_timeout {
+            return Some("no_media");
+        }
+        None
+    }
+
+    /// Updates duration, sizes, per-participant counters and drop metrics from the recorder.
+    fn refresh(&mut self) -> Health {
+        let health = self.recorder.health();
+        self.state.duration_seconds = health.position.as_secs_f64();
+        self.state.file_size_bytes = health.bytes_written;
+        for input in &health.inputs {
+            self.count_drops(input);
+            self.inputs.insert(input.id.clone(), input.clone());
+        }
+        self.tally_participants();
+        health
+    }
+
+    fn count_drops(&mut self, input: &InputStats) {
+        let now = [
+            input.dropped_full,
+            input.dropped_malformed,
+            input.dropped_payload_type,
+            input.dropped_ssrc,
+            input.dropped_inactive,
+        ];
+        let seen = self.drops_counted.entry(input.id.clone()).or_default();
+        for (i, reason) in [
+            "pipeline_full",
+            "malformed",
+            "payload_type",
+            "ssrc",
+            "inactive",
+        ]
+        .iter()
+        .enumerate()
+        {
+            METRICS.recorder_drop(reason, now[i].saturating_sub(seen[i]));
+        }
+        *seen = now;
+    }
+
+    fn tally_participants(&mut self) {
+        let mut counts: HashMap<&str, (u64, u64)> = HashMap::new();
+        for input in self.inputs.values() {
+            let c = counts.entry(&input.participant).or_default();
+            match input.kind {
+                TrackKind::Audio => c.0 += input.packets,
+                TrackKind::Video => c.1 += input.packets,
+            }
+        }
+        for p in &mut self.state.participants {
+            let (audio, video) = counts.get(p.identity.as_str()).copied().unwrap_or_default();
+            (p.audio_packets, p.video_packets) = (audio, video);
+        }
+    }
+
+    fn unhook(&mut self) {
+        for (_, fork) in self.forks.drain() {
+            fork.remove();
+        }
+        self.room.detach();
+    }
+
+    /// Stops the pipeline, lists its files and delivers them; returns the resulting state.
+    async fn stop(&mut self, reason: &str) -> Result<RecordingState, RecError> {
+        self.refresh();
+        self.unhook();
+        self.state.set_meta("stop_reason", reason);
+        self.ctx
+            .commit(&mut self.state, Status::Processing, "stopped")
+            .await;
+        let outcome = match self.recorder.stop(STOP_TIMEOUT).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                METRICS.pipeline_errors.inc();
+                self.fail(e.to_string()).await;
+                return Ok(self.state.clone());
+            }
+        };
+        self.finished(outcome);
+        self.ctx.save(&self.state).await;
+        let state = self.state.clone();
+        Ok(match self.ctx.storage {
+            Storage::Local => deliver(&self.ctx, state).await,
+            Storage::S3(_) => {
+                self.manager.deliver(state.clone());
+                state
+            }
+        })
+    }
+
+    fn finished(&mut self, outcome: Outcome) {
+        for input in &outcome.inputs {
+            self.count_drops(input);
+            self.inputs.insert(input.id.clone(), input.clone());
+        }
+        self.tally_participants();
+        self.state.duration_seconds = outcome.duration.as_secs_f64();
+        self.state.set_meta("clean_stop", outcome.clean);
+        let files = outcome.files.iter().map(file_entry).collect();
+        self.state.set_files(files);
+    }
+
+    async fn cancel(&mut self) -> RecordingState {
+        self.unhook();
+        if let Err(e) = self.recorder.cancel().await {
+            tracing::warn!("cancel {}: {e}", self.state.recording_id);
+        }
+        self.state.set_files(Vec::new());
+        self.ctx
+            .commit(&mut self.state, Status::Cancelled, "cancelled")
+            .await;
+        self.state.clone()
+    }
+
+    /// Marks the recording failed; partial files are kept (listed in `metadata.partial_files`).
+    async fn fail(&mut self, message: String) {
+        tracing::warn!("recording {} failed: {message}", self.state.recording_id);
+        let partial: Vec<String> = self
+            .recorder
+            .health()
+            .files
+            .iter()
+            .map(|f| f.path.display().to_string())
+            .collect();
+        self.unhook();
+        self.state.set_meta("partial_files", partial);
+        self.state.error = Some(format!("recording pipeline failed: {message}"));
+        self.ctx
+            .commit(&mut self.state, Status::Failed, "failed")
+            .await;
+    }
+}
+
+pub(super) fn file_entry(f: &pipelines::OutputFile) -> FileEntry {
+    FileEntry {
+        file_name: f
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        local_path: Some(f.path.display().to_string()),
+        s3_key: None,
+        participant: f.participant.clone(),
+        size_bytes: f.bytes,
+        start_offset_seconds: f.start_offset.as_secs_f64(),
+    }
+}

@@ -1,0 +1,349 @@
+//! The recording state object of the API (DESIGN §5) and its forward-only lifecycle.
+
+use pipelines::{Format, Layout, Mode, Quality};
+use serde::{Deserialize, Serialize};
+use std::time::SystemTime;
+
+/// Lifecycle: pending → recording ⇄ paused → processing → completed | failed | cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Recording,
+    Paused,
+    Processing,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl Status {
+    pub const ALL: [Status; 7] = [
+        Status::Pending,
+        Status::Recording,
+        Status::Paused,
+        Status::Processing,
+        Status::Completed,
+        Status::Failed,
+        Status::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Recording => "recording",
+            Status::Paused => "paused",
+            Status::Processing => "processing",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// A pipeline is (or is about to be) running.
+    pub fn is_live(self) -> bool {
+        matches!(self, Status::Pending | Status::Recording | Status::Paused)
+    }
+
+    /// Nothing will change any more (except an upload retry of a failed upload).
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Completed | Status::Failed | Status::Cancelled)
+    }
+
+    /// Whether the lifecycle may move from `self` to `next`. The one step back,
+    /// failed → processing, is an explicit upload retry of a recording whose files were kept.
+    pub fn can_become(self, next: Status) -> bool {
+        use Status::*;
+        matches!(
+            (self, next),
+            (Pending, Recording)
+                | (Recording, Paused)
+                | (Paused, Recording)
+                | (Recording | Paused, Processing)
+                | (Processing, Completed)
+                | (Pending | Recording | Paused | Processing, Failed)
+                | (Pending | Recording | Paused, Cancelled)
+                | (Failed, Processing)
+        )
+    }
+}
+
+/// The preset numbers, as the API shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityView {
+    pub resolution: String,
+    pub video_bitrate: u32,
+    pub audio_bitrate: u32,
+    pub fps: u32,
+}
+
+impl From<Quality> for QualityView {
+    fn from(q: Quality) -> Self {
+        let s = q.settings();
+        QualityView {
+            resolution: format!("{}x{}", s.width, s.height),
+            video_bitrate: s.video_bitrate,
+            audio_bitrate: s.audio_bitrate,
+            fps: s.fps,
+        }
+    }
+}
+
+/// One output file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub file_name: String,
+    pub local_path: Option<String>,
+    pub s3_key: Option<String>,
+    /// Tracks mode: whose file this is.
+    pub participant: Option<String>,
+    pub size_bytes: u64,
+    /// Where the file's time zero lies on the recording timeline.
+    pub start_offset_seconds: f64,
+}
+
+/// A participant seen during the recording, with the packets recorded from them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParticipantEntry {
+    pub identity: String,
+    pub name: String,
+    pub joined_at: String,
+    pub left_at: Option<String>,
+    pub audio_packets: u64,
+    pub video_packets: u64,
+}
+
+/// The recording state object (field names are a contract).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingState {
+    pub recording_id: String,
+    pub room_id: String,
+    pub user_id: String,
+    pub format: String,
+    pub quality: String,
+    pub quality_settings: QualityView,
+    pub mode: String,
+    pub layout: String,
+    pub status: Status,
+    pub storage_backend: String,
+    pub local_path: Option<String>,
+    pub s3_key: Option<String>,
+    pub file_name: Option<String>,
+    pub files: Vec<FileEntry>,
+    pub started_at: Option<String>,
+    pub paused_at: Option<String>,
+    pub resumed_at: Option<String>,
+    pub stopped_at: Option<String>,
+    pub processed_at: Option<String>,
+    pub duration_seconds: f64,
+    pub file_size_bytes: u64,
+    pub participants: Vec<ParticipantEntry>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub error: Option<String>,
+    /// Creation time, for ordering and retention (not part of the contract, kept for ops).
+    pub created_at: String,
+}
+
+/// The parameters of a start request.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordingParams {
+    pub format: Format,
+    pub quality: Quality,
+    pub mode: Mode,
+    pub layout: Layout,
+}
+
+impl RecordingState {
+    /// A new `pending` recording.
+    pub fn new(id: String, room: &str, user: &str, p: RecordingParams, storage: &str) -> Self {
+        RecordingState {
+            recording_id: id,
+            room_id: room.into(),
+            user_id: user.into(),
+            format: p.format.to_string(),
+            quality: p.quality.to_string(),
+            quality_settings: p.quality.into(),
+            mode: p.mode.to_string(),
+            layout: p.layout.to_string(),
+            status: Status::Pending,
+            storage_backend: storage.into(),
+            local_path: None,
+            s3_key: None,
+            file_name: None,
+            files: Vec::new(),
+            started_at: None,
+            paused_at: None,
+            resumed_at: None,
+            stopped_at: None,
+            processed_at: None,
+            duration_seconds: 0.0,
+            file_size_bytes: 0,
+            participants: Vec::new(),
+            metadata: serde_json::Map::new(),
+            error: None,
+            created_at: now(),
+        }
+    }
+
+    /// Moves to `next` and stamps the matching time; refuses a move the lifecycle forbids.
+    pub fn transition(&mut self, next: Status) -> Result<(), Status> {
+        if !self.status.can_become(next) {
+            return Err(self.status);
+        }
+        let t = Some(now());
+        match next {
+            Status::Recording if self.status == Status::Pending => self.started_at = t,
+            Status::Recording => self.resumed_at = t,
+            Status::Paused => self.paused_at = t,
+            Status::Processing if self.stopped_at.is_none() => self.stopped_at = t,
+            Status::Completed => self.processed_at = t,
+            Status::Cancelled | Status::Failed if self.stopped_at.is_none() => self.stopped_at = t,
+            _ => {}
+        }
+        self.status = next;
+        Ok(())
+    }
+
+    /// Records files; the first one also fills the top-level `local_path`/`file_name`.
+    pub fn set_files(&mut self, files: Vec<FileEntry>) {
+        self.file_size_bytes = files.iter().map(|f| f.size_bytes).sum();
+        self.file_name = files.first().map(|f| f.file_name.clone());
+        self.local_path = files.first().and_then(|f| f.local_path.clone());
+        self.s3_key = files.first().and_then(|f| f.s3_key.clone());
+        self.files = files;
+    }
+
+    pub fn set_meta(&mut self, key: &str, value: impl Into<serde_json::Value>) {
+        self.metadata.insert(key.into(), value.into());
+    }
+
+    /// The participant entry of `identity`, added when first seen.
+    pub fn participant(&mut self, identity: &str, name: &str) -> &mut ParticipantEntry {
+        let index = match self
+            .participants
+            .iter()
+            .position(|p| p.identity == identity)
+        {
+            Some(i) => i,
+            None => {
+                self.participants.push(ParticipantEntry {
+                    identity: identity.into(),
+                    name: name.into(),
+                    joined_at: now(),
+                    left_at: None,
+                    audio_packets: 0,
+                    video_packets: 0,
+                });
+                self.participants.len() - 1
+            }
+        };
+        &mut self.participants[index]
+    }
+}
+
+/// Now as RFC 3339 UTC with milliseconds.
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// Parses a timestamp written by [`now`].
+pub fn parse_time(text: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> RecordingState {
+        let p = RecordingParams {
+            format: Format::Webm,
+            quality: Quality::Low,
+            mode: Mode::Composite,
+            layout: Layout::Grid,
+        };
+        RecordingState::new("r1".into(), "room", "alice", p, "local")
+    }
+
+    #[test]
+    fn lifecycle_only_moves_forward() {
+        let mut s = state();
+        assert_eq!(s.transition(Status::Paused), Err(Status::Pending));
+        s.transition(Status::Recording).unwrap();
+        assert!(s.started_at.is_some() && s.resumed_at.is_none());
+        s.transition(Status::Paused).unwrap();
+        s.transition(Status::Recording).unwrap();
+        assert!(s.paused_at.is_some() && s.resumed_at.is_some());
+        s.transition(Status::Processing).unwrap();
+        assert!(s.stopped_at.is_some());
+        assert_eq!(s.transition(Status::Recording), Err(Status::Processing));
+        assert_eq!(s.transition(Status::Cancelled), Err(Status::Processing));
+        s.transition(Status::Completed).unwrap();
+        assert!(s.processed_at.is_some());
+        for next in Status::ALL {
+            assert!(!Status::Completed.can_become(next), "{next:?}");
+            assert!(!Status::Cancelled.can_become(next), "{next:?}");
+        }
+        assert!(Status::Failed.can_become(Status::Processing));
+    }
+
+    #[test]
+    fn serializes_the_contract_fields() {
+        let mut s = state();
+        s.set_files(vec![FileEntry {
+            file_name: "r1.webm".into(),
+            local_path: Some("/x/r1.webm".into()),
+            s3_key: None,
+            participant: None,
+            size_bytes: 42,
+            start_offset_seconds: 0.0,
+        }]);
+        let v = serde_json::to_value(&s).unwrap();
+        for field in [
+            "recording_id",
+            "room_id",
+            "user_id",
+            "format",
+            "quality",
+            "quality_settings",
+            "mode",
+            "layout",
+            "status",
+            "storage_backend",
+            "local_path",
+            "s3_key",
+            "file_name",
+            "files",
+            "started_at",
+            "paused_at",
+            "resumed_at",
+            "stopped_at",
+            "processed_at",
+            "duration_seconds",
+            "file_size_bytes",
+            "participants",
+            "metadata",
+            "error",
+        ] {
+            assert!(v.get(field).is_some(), "missing {field}");
+        }
+        assert_eq!(v["status"], "pending");
+        assert_eq!(v["quality_settings"]["resolution"], "854x480");
+        assert_eq!(v["file_size_bytes"], 42);
+        assert_eq!(v["file_name"], "r1.webm");
+        let back: RecordingState = serde_json::from_value(v).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn times_round_trip() {
+        let t = now();
+        assert!(parse_time(&t).is_some(), "{t}");
+        assert_eq!(Status::parse("paused"), Some(Status::Paused));
+        assert_eq!(Status::parse("nope"), None);
+    }
+}

@@ -1,0 +1,81 @@
+//! Where finished recordings live: the local spool directory, and optionally an S3-compatible
+//! object store the spool is uploaded to (the local file stays the source of truth until the
+//! store has confirmed the upload and its size).
+
+pub mod s3;
+
+use crate::recording::config::StorageConfig;
+use std::path::{Path, PathBuf};
+
+/// The configured backend.
+#[derive(Clone)]
+pub enum Storage {
+    Local,
+    S3(s3::S3Store),
+}
+
+impl Storage {
+    pub fn new(config: &StorageConfig) -> Result<Self, String> {
+        match config {
+            StorageConfig::Local => Ok(Storage::Local),
+            StorageConfig::S3(c) => s3::S3Store::new(c.as_ref().clone())
+                .map(Storage::S3)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// `local` or `s3`, as the API's `storage_backend` shows it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Storage::Local => "local",
+            Storage::S3(_) => "s3",
+        }
+    }
+
+    /// Whether the object store answers (always true for local storage).
+    pub async fn check(&self) -> Result<(), String> {
+        match self {
+            Storage::Local => Ok(()),
+            Storage::S3(store) => store.check().await.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// The spool directory of a room's recordings: `<output>/<room>` with the room name reduced to
+/// `[A-Za-z0-9_-]` (other characters become `_`).
+pub fn room_dir(output: &Path, room: &str) -> PathBuf {
+    let safe: String = room
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    output.join(if safe.is_empty() { "_".into() } else { safe })
+}
+
+/// Removes a local file; a file that is already gone is fine.
+pub async fn remove_local(path: &Path) -> std::io::Result<()> {
+    match tokio::fs::remove_file(path).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_dirs_are_single_safe_components() {
+        let out = Path::new("/spool");
+        assert_eq!(room_dir(out, "standup-42"), Path::new("/spool/standup-42"));
+        assert_eq!(room_dir(out, "../etc"), Path::new("/spool/___etc"));
+        assert_eq!(room_dir(out, "a/b c"), Path::new("/spool/a_b_c"));
+        assert_eq!(room_dir(out, ""), Path::new("/spool/_"));
+    }
+}

@@ -1,0 +1,176 @@
+//! Faults during recording: the server is SIGKILLed mid-recording and restarted (the
+//! recording is salvaged and plays, nothing else in the catalog changes), and a recording's
+//! disk fills up (that recording fails cleanly, the server and another room's recording go on).
+
+mod common;
+
+use common::check::{assert_decodes_cleanly, probe};
+use common::peer::{MediaOptions, Participant};
+use common::recording::{call, Host};
+use common::{wait_for, TestServer};
+use reqwest::{Method, StatusCode};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn id_of(v: &serde_json::Value) -> String {
+    v["recording_id"]
+        .as_str()
+        .expect("recording_id")
+        .to_string()
+}
+
+async fn all_recordings(server: &TestServer) -> serde_json::Value {
+    let admin = server.token("any", "root", capstan::auth::Role::Admin);
+    let url = format!("{}/api/webrtc/recordings", server.base);
+    call(Method::GET, &url, Some(&admin))
+        .await
+        .expect(StatusCode::OK)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_recording_is_salvaged_on_restart() {
+    let mut server = TestServer::start().await;
+    // A finished recording that must survive untouched.
+    let _o = Participant::join_with(&server, "old", "o", false, MediaOptions::default()).await;
+    let old = Host::new(&server, "old");
+    let old_id = id_of(&old.start("mode=tracks").await.expect(StatusCode::CREATED));
+    old.act(&old_id, "stop").await.expect(StatusCode::OK);
+
+    let _a = Participant::join(&server, "r", "a").await;
+    let _b = Participant::join(&server, "r", "b").await;
+    let host = Host::new(&server, "r");
+    let query = "recording_format=webm&quality=low&mode=composite";
+    let id = id_of(&host.start(query).await.expect(StatusCode::CREATED));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let before: Vec<serde_json::Value> = all_recordings(&server)
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["recording_id"] != id.as_str())
+        .cloned()
+        .collect();
+    server.kill_hard();
+    server.restart().await;
+
+    let state = host.status(&id).await;
+    assert_eq!(state["status"], "completed", "{state}");
+    assert_eq!(state["metadata"]["interrupted"], true);
+    let duration = state["duration_seconds"].as_f64().unwrap();
+    assert!(
+        (5.0..=11.0).contains(&duration),
+        "checkpointed duration {duration}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = host.download(&id, 0, dir.path()).await;
+    let p = probe(&file);
+    p.assert_codecs(&["video:vp8", "audio:opus"]);
+    assert!(
+        (6.0..=11.0).contains(&p.duration),
+        "salvaged {} s of ~10",
+        p.duration
+    );
+    assert_decodes_cleanly(&file);
+
+    let after: Vec<serde_json::Value> = all_recordings(&server)
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["recording_id"] != id.as_str())
+        .cloned()
+        .collect();
+    assert_eq!(before, after, "the rest of the catalog is unchanged");
+    assert!(!server.log().contains("panicked"));
+}
+
+/// A tmpfs mounted for the test; unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("mount runs");
+        assert!(
+            out.status.success(),
+            "the full-disk test mounts a tmpfs and needs root (CAP_SYS_ADMIN): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_that_recording_only() {
+    let spool = tempfile::tempdir().unwrap();
+    let spool_dir = spool.path().display().to_string();
+    // Room "full" records onto a 256 KiB filesystem; room "fine" onto the normal disk.
+    let _disk = Tmpfs::mount(&spool.path().join("full"), "256k");
+    let server = TestServer::start_with(&[("RECORDING_OUTPUT_DIR", &spool_dir)]).await;
+    let _a = Participant::join(&server, "full", "a").await;
+    let _b = Participant::join(&server, "fine", "b").await;
+    let full = Host::new(&server, "full");
+    let fine = Host::new(&server, "fine");
+    let full_id = id_of(
+        &full
+            .start("mode=composite&quality=low")
+            .await
+            .expect(StatusCode::CREATED),
+    );
+    let fine_id = id_of(
+        &fine
+            .start("mode=composite&quality=low")
+            .await
+            .expect(StatusCode::CREATED),
+    );
+
+    let failed = full.wait_status(&full_id, "failed", WAIT).await;
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.to_lowercase().contains("space"),
+        "error names the cause: {error}"
+    );
+    assert_eq!(server.metric("capstan_pipeline_errors_total").await, 1.0);
+
+    // The server and the other room's recording carry on.
+    let health = reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .unwrap();
+    assert!(health.status().is_success());
+    let before = fine.status(&fine_id).await["duration_seconds"]
+        .as_f64()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let running = fine.status(&fine_id).await;
+    assert_eq!(running["status"], "recording");
+    assert!(
+        running["duration_seconds"].as_f64().unwrap() >= before + 2.0,
+        "{running}"
+    );
+    let done = fine.act(&fine_id, "stop").await.expect(StatusCode::OK);
+    assert_eq!(done["status"], "completed", "{done}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = fine.download(&fine_id, 0, dir.path()).await;
+    probe(&file).assert_codecs(&["video:vp8", "audio:opus"]);
+    assert_decodes_cleanly(&file);
+
+    // A new recording in the full room is refused cleanly or fails cleanly, never hangs.
+    wait_for("the failed room can be recorded again", WAIT, || async {
+        full.start("mode=tracks").await.status != StatusCode::CONFLICT
+    })
+    .await;
+    assert!(!server.log().contains("panicked"));
+}

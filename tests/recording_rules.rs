@@ -1,0 +1,399 @@
+//! Recording rules over HTTP against a real server: who may record, one per room, limits,
+//! auto-stop, lists, delete, cancel, compatibility routes, pipelines view and metrics.
+
+mod common;
+
+use capstan::auth::{Role, TokenKeys, DEV_SECRET};
+use common::peer::{MediaOptions, Participant};
+use common::recording::{call, Host};
+use common::{wait_for, TestServer};
+use reqwest::{Method, StatusCode};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+const TRACKS: &str = "recording_format=webm&mode=tracks";
+
+/// A member who publishes nothing (keeps the room open cheaply).
+async fn member(server: &TestServer, room: &str, identity: &str) -> Participant {
+    Participant::join_with(server, room, identity, false, MediaOptions::default()).await
+}
+
+fn token(room: &str, identity: &str, role: Role, ttl: Duration) -> String {
+    TokenKeys::new(DEV_SECRET).mint(room, identity, identity, role, ttl)
+}
+
+fn expired_host_token() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    TokenKeys::new(DEV_SECRET).sign(&capstan::auth::Claims {
+        sub: "h".into(),
+        name: "h".into(),
+        room: "r".into(),
+        role: Role::Host,
+        exp: now - 60,
+    })
+}
+
+fn id_of(v: &serde_json::Value) -> String {
+    v["recording_id"]
+        .as_str()
+        .expect("recording_id")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_may_record_and_what_they_are_told() {
+    let server = TestServer::start().await;
+    let _m = member(&server, "r", "m").await;
+    let host = Host::new(&server, "r");
+    let start = |t: String| {
+        let url = format!(
+            "{}/api/webrtc/rooms/r/recording/start?{TRACKS}",
+            server.base
+        );
+        async move { call(Method::POST, &url, Some(&t)).await }
+    };
+
+    let participant = start(token("r", "p", Role::Participant, Duration::from_secs(60))).await;
+    assert_eq!(participant.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        participant.body["message"],
+        "Only the host can start recording"
+    );
+    let other_host = start(token("elsewhere", "h", Role::Host, Duration::from_secs(60))).await;
+    assert_eq!(other_host.status, StatusCode::FORBIDDEN);
+    let expired = start(expired_host_token()).await;
+    assert_eq!(expired.status, StatusCode::UNAUTHORIZED, "{}", expired.body);
+    assert_eq!(expired.body["error"], "token_expired");
+    let anonymous = call(
+        Method::POST,
+        &format!("{}/api/webrtc/rooms/r/recording/start", server.base),
+        None,
+    )
+    .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+
+    let bad = host.start("recording_format=avi").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    let bad = host.start("recording_format=mp4&mode=tracks").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    let nobody = Host::new(&server, "empty-room").start(TRACKS).await;
+    assert_eq!(nobody.status, StatusCode::NOT_FOUND);
+    assert_eq!(nobody.body["error"], "room_not_found");
+
+    let first = host.start(TRACKS).await.expect(StatusCode::CREATED);
+    let id = id_of(&first);
+    for field in [
+        "room_id",
+        "user_id",
+        "quality_settings",
+        "storage_backend",
+        "started_at",
+        "files",
+    ] {
+        assert!(first.get(field).is_some(), "{field} in {first}");
+    }
+    let second = host.start(TRACKS).await;
+    assert_eq!(second.status, StatusCode::CONFLICT);
+    assert_eq!(second.body["message"], "Recording already in progress");
+
+    let missing = host.act("no-such-id", "stop").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.body["message"], "Recording not found");
+    let other_room = Host::new(&server, "x").act(&id, "stop").await;
+    assert_eq!(other_room.status, StatusCode::NOT_FOUND, "not in that room");
+    let resume = host.act(&id, "resume").await;
+    assert_eq!(
+        resume.status,
+        StatusCode::CONFLICT,
+        "resume while recording"
+    );
+    host.act(&id, "pause").await.expect(StatusCode::OK);
+    assert_eq!(host.act(&id, "pause").await.status, StatusCode::CONFLICT);
+
+    // Anyone in the room may read; only the host may stop.
+    let p = token("r", "p", Role::Participant, Duration::from_secs(60));
+    let status_url = format!("{}/api/webrtc/rooms/r/recording/{id}/status", server.base);
+    assert_eq!(
+        call(Method::GET, &status_url, Some(&p))
+            .await
+            .expect(StatusCode::OK)["status"],
+        "paused"
+    );
+    let stop_url = format!("{}/api/webrtc/rooms/r/recording/{id}/stop", server.base);
+    let denied = call(Method::POST, &stop_url, Some(&p)).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    assert_eq!(denied.body["message"], "Only the host can stop recording");
+
+    let done = host.act(&id, "stop").await.expect(StatusCode::OK);
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        host.act(&id, "stop").await.status,
+        StatusCode::CONFLICT,
+        "stop twice"
+    );
+    server.assert_clean_log();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_answer_429_and_disabled_recording_is_refused() {
+    let server = TestServer::start_with(&[
+        ("CAPSTAN_MAX_RECORDINGS", "2"),
+        ("CAPSTAN_MAX_RECORDINGS_PER_USER", "1"),
+    ])
+    .await;
+    let mut members = Vec::new();
+    for room in ["r1", "r2", "r3"] {
+        members.push(member(&server, room, "m").await);
+    }
+    let start = |room: &str, who: &str| {
+        let url = format!(
+            "{}/api/webrtc/rooms/{room}/recording/start?{TRACKS}",
+            server.base
+        );
+        let t = token(room, who, Role::Host, Duration::from_secs(60));
+        async move { call(Method::POST, &url, Some(&t)).await }
+    };
+    start("r1", "boss").await.expect(StatusCode::CREATED);
+    let per_user = start("r2", "boss").await;
+    assert_eq!(
+        per_user.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        per_user.body
+    );
+    start("r2", "other").await.expect(StatusCode::CREATED);
+    let global = start("r3", "third").await;
+    assert_eq!(
+        global.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        global.body
+    );
+    assert!(global.body["message"].as_str().unwrap().contains("limit 2"));
+
+    let off = TestServer::start_with(&[("CAPSTAN_RECORDING_ENABLED", "false")]).await;
+    let _m = member(&off, "r", "m").await;
+    let refused = Host::new(&off, "r").start(TRACKS).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.body["message"], "Recording is not enabled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_stop_reasons_land_in_metadata() {
+    let server = TestServer::start_with(&[
+        ("CAPSTAN_RECORDING_EMPTY_TIMEOUT", "2s"),
+        ("CAPSTAN_RECORDING_NO_MEDIA_TIMEOUT", "3s"),
+        ("CAPSTAN_RECORDING_MAX_DURATION", "4s"),
+    ])
+    .await;
+    // Nobody publishes: no media.
+    let _quiet = member(&server, "quiet", "q").await;
+    let quiet = Host::new(&server, "quiet");
+    let q = id_of(&quiet.start(TRACKS).await.expect(StatusCode::CREATED));
+    // Publishing for longer than the maximum duration.
+    let _talker = Participant::join(&server, "long", "t").await;
+    let long = Host::new(&server, "long");
+    let l = id_of(&long.start(TRACKS).await.expect(StatusCode::CREATED));
+    // Everyone leaves.
+    let leaver = member(&server, "gone", "g").await;
+    let gone = Host::new(&server, "gone");
+    let g = id_of(&gone.start(TRACKS).await.expect(StatusCode::CREATED));
+    leaver.leave().await;
+
+    for (host, id, reason) in [
+        (&quiet, &q, "no_media"),
+        (&long, &l, "max_duration"),
+        (&gone, &g, "room_empty"),
+    ] {
+        let state = host.wait_status(id, "completed", WAIT).await;
+        assert_eq!(state["metadata"]["stop_reason"], reason, "{state}");
+        assert_eq!(state["metadata"]["auto_stopped"], true);
+    }
+    let long_state = long.status(&l).await;
+    let d = long_state["duration_seconds"].as_f64().unwrap();
+    assert!((4.0..6.0).contains(&d), "max duration 4 s, got {d}");
+    server.assert_clean_log();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_cancel_delete_pipelines_metrics_and_compat_routes() {
+    let server = TestServer::start().await;
+    let _a = Participant::join(&server, "r", "a").await;
+    let host = Host::new(&server, "r");
+    let admin = token("any", "root", Role::Admin, Duration::from_secs(60));
+    let api = |path: &str| format!("{}{path}", server.base);
+
+    // A cancelled recording leaves no files.
+    let c = id_of(&host.start(TRACKS).await.expect(StatusCode::CREATED));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let url = api(&format!("/api/webrtc/rooms/r/recording/{c}"));
+    let cancelled = call(Method::DELETE, &url, Some(&host.token))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(cancelled["status"], "cancelled");
+
+    // The pipelines view (admin only) shows the running recording and its inputs.
+    let id = id_of(&host.start(TRACKS).await.expect(StatusCode::CREATED));
+    let pipelines_url = api("/api/webrtc/pipelines");
+    assert_eq!(
+        call(Method::GET, &pipelines_url, Some(&host.token))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    wait_for("pipeline inputs", WAIT, || async {
+        let view = call(Method::GET, &pipelines_url, Some(&admin))
+            .await
+            .expect(StatusCode::OK);
+        let p = &view["pipelines"][0];
+        p["recording_id"] == id.as_str()
+            && p["inputs"].as_array().is_some_and(|i| {
+                i.len() == 2 && i.iter().all(|i| i["packets_in"].as_u64() > Some(20))
+            })
+            && p["bytes_written"].as_u64() > Some(0)
+    })
+    .await;
+    let stopped = host.act(&id, "stop").await.expect(StatusCode::OK);
+    let file = stopped["local_path"].as_str().unwrap().to_string();
+    assert!(std::path::Path::new(&file).exists());
+
+    // Lists: room (members), own (host's), admin (all), filtered by status.
+    let room_list = call(
+        Method::GET,
+        &api("/api/webrtc/rooms/r/recordings"),
+        Some(&host.token),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(room_list.as_array().unwrap().len(), 2);
+    let own = call(
+        Method::GET,
+        &api("/api/webrtc/recordings?status=completed"),
+        Some(&host.token),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(own.as_array().unwrap().len(), 1);
+    assert_eq!(own[0]["recording_id"], id.as_str());
+    let stranger = token("r", "stranger", Role::Host, Duration::from_secs(60));
+    let none = call(Method::GET, &api("/api/webrtc/recordings"), Some(&stranger))
+        .await
+        .expect(StatusCode::OK);
+    assert!(none.as_array().unwrap().is_empty());
+    let all = call(
+        Method::GET,
+        &api("/api/webrtc/recordings?status=cancelled"),
+        Some(&admin),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(all.as_array().unwrap().len(), 1);
+    let bad = call(
+        Method::GET,
+        &api("/api/webrtc/recordings?status=exploded"),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    // Range download.
+    let ranged = reqwest::Client::new()
+        .get(api(&format!("/api/webrtc/recordings/{id}/download")))
+        .bearer_auth(&host.token)
+        .header("Range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(ranged.bytes().await.unwrap().len(), 100);
+
+    assert_eq!(
+        server
+            .metric("capstan_recordings{status=\"completed\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        server
+            .metric("capstan_recordings{status=\"cancelled\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(server.metric("capstan_pipeline_errors_total").await, 0.0);
+
+    // Delete a finished recording: file and entry go.
+    let del = call(
+        Method::DELETE,
+        &api(&format!("/api/webrtc/recordings/{id}")),
+        Some(&host.token),
+    )
+    .await;
+    assert_eq!(del.status, StatusCode::NO_CONTENT);
+    assert!(!std::path::Path::new(&file).exists());
+    assert_eq!(
+        call(
+            Method::GET,
+            &api(&format!("/api/webrtc/rooms/r/recording/{id}/status")),
+            Some(&host.token)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Compatibility routes answer in their envelope.
+    let started = call(
+        Method::POST,
+        &api("/video-calls/r/recording/start?mode=tracks"),
+        Some(&host.token),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    assert_eq!(started["success"], true);
+    let rid = started["data"]["recordingId"].as_str().unwrap().to_string();
+    assert_eq!(started["data"]["roomId"], "r");
+    assert_eq!(started["data"]["status"], "recording");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stopped = call(
+        Method::POST,
+        &api("/video-calls/r/recording/stop"),
+        Some(&host.token),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(stopped["data"]["status"], "completed");
+    let got = call(
+        Method::GET,
+        &api(&format!("/video-calls/r/recording/{rid}")),
+        Some(&host.token),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let d = &got["data"];
+    assert_eq!(d["id"], rid.as_str());
+    assert!(d["duration"].as_u64().unwrap() >= 1500, "{d}");
+    assert!(d["size"].as_u64().unwrap() > 0 && d["outputPath"].is_string());
+    assert_eq!(d["participants"][0]["id"], "a");
+    assert!(d["participants"][0]["videoChunks"].as_u64().unwrap() > 0);
+    let missing = call(
+        Method::GET,
+        &api("/video-calls/r/recording/nope"),
+        Some(&host.token),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.body["success"], false);
+    assert_eq!(missing.body["message"], "Recording not found");
+    let deleted = call(
+        Method::DELETE,
+        &api(&format!("/video-calls/r/recording/{rid}")),
+        Some(&host.token),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(deleted["success"], true);
+    server.assert_clean_log();
+}
