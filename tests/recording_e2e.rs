@@ -82,7 +82,7 @@ fn assert_participants(state: &Value, who: &[&str]) {
     }
 }
 
-async fn check_composite(query: &str, codecs: &[&str]) {
+async fn check_composite(query: &str, codecs: &[&str], size: (u64, u64)) {
     let (state, server, _peers) = record_with_pause_and_late_joiner(query).await;
     assert_participants(&state, &["a", "b", "c"]);
     let duration = state["duration_seconds"].as_f64().unwrap();
@@ -107,7 +107,7 @@ async fn check_composite(query: &str, codecs: &[&str]) {
         p.duration
     );
     let video = p.stream("video").unwrap();
-    assert_eq!((video.width, video.height), (854, 480));
+    assert_eq!((video.width, video.height), size);
     assert_decodes_cleanly(&file);
     server.assert_clean_log();
 }
@@ -115,8 +115,9 @@ async fn check_composite(query: &str, codecs: &[&str]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn composite_webm_with_pause_and_late_joiner() {
     check_composite(
-        "recording_format=webm&quality=low&mode=composite&layout=grid",
+        "recording_format=webm&quality=medium&mode=composite&layout=grid",
         &["video:vp8", "audio:opus"],
+        (1280, 720),
     )
     .await;
 }
@@ -126,6 +127,7 @@ async fn composite_mp4_with_pause_and_late_joiner() {
     check_composite(
         "recording_format=mp4&quality=low&mode=composite&layout=speaker",
         &["video:h264", "audio:aac"],
+        (854, 480),
     )
     .await;
 }

@@ -385,8 +385,11 @@ fn composite_mixers(spec: &RecordingSpec) -> Vec<MixerPlan> {
 
 fn video_mixer(spec: &RecordingSpec, codec: VideoCodec) -> MixerPlan {
     let q = spec.quality().settings();
+    // Colorimetry is fixed too: the background alone negotiates bt709 at HD sizes, and a
+    // decoded VP8 input (bt601, jpeg chroma siting) joining later would renegotiate the
+    // compositor's output, which the muxers refuse ("caps changes are not supported").
     let raw = format!(
-        "video/x-raw,format=I420,width={},height={},framerate={}/1",
+        "video/x-raw,format=I420,width={},height={},framerate={}/1,colorimetry=bt601,chroma-site=jpeg",
         q.width, q.height, q.fps
     );
     let mut encode = vec![
