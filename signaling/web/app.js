@@ -147,7 +147,10 @@
       endReason: null,
       messages: [], // recent signaling messages, for debugging
       timeline: {}, // when (ms since page load) each connection milestone was first reached
-      recordingStartedAt: null,
+      token: null,
+      recordings: [], // the room's recording states, newest first
+      liveRecording: null, // the pending, recording or paused one among them
+      recordingBusy: false, // a recording request of ours is under way
     };
 
     $('room-title').textContent = urlRoom;
@@ -216,6 +219,7 @@
         return end(e.message, 'Cannot join');
       }
       if (!token) return showPrejoin();
+      S.token = token;
       S.localStream = await getMedia();
       showSelf();
       const proto = location.protocol === 'https:' ? 'wss' : 'ws';
@@ -270,6 +274,14 @@
           return removeParticipant(msg.identity);
         case 'active_speaker':
           return setActiveSpeaker(msg.identity ?? null);
+        case 'recording_started':
+        case 'recording_paused':
+        case 'recording_resumed':
+        case 'recording_stopped':
+        case 'recording_cancelled':
+        case 'recording_completed':
+        case 'recording_failed':
+          return onRecordingEvent(msg.recording);
         case 'error':
           return onError(msg);
         default:
@@ -306,6 +318,8 @@
       $('self-avatar').style.setProperty('--hue', hue(msg.me.identity));
       for (const p of msg.participants) if (p.identity !== msg.me.identity) upsertParticipant(p);
       renderList();
+      setupRecordControls();
+      loadRecordings();
 
       const config = {
         iceServers: (msg.ice_servers || []).map((s) => ({ urls: s.urls, username: s.username, credential: s.credential })),
@@ -644,6 +658,7 @@
       S.activeSpeaker = null;
       renderList();
       setRecording(null);
+      renderRecordControls();
       layoutGrid();
       updateConn();
       for (const b of ['mic-btn', 'cam-btn', 'leave-btn']) $(b).disabled = true;
@@ -704,31 +719,195 @@
       lastConn = state;
     }
 
-    // ----- recording indicator (reserved; driven by the recording feature) ---------------
+    // ----- recording: indicator, host controls, recordings panel ----------------------------
+
+    const LIVE_STATUSES = ['pending', 'recording', 'paused'];
+    const receivedAt = new WeakMap(); // recording state object → Date.now() when it arrived
+    let listRequest = 0; // only the newest list request may update the panel
+
+    /** A call of the recording API with our token; throws the server's `message` on failure. */
+    async function api(method, path) {
+      const r = await fetch(path, { method, cache: 'no-store', headers: { Authorization: `Bearer ${S.token}` } });
+      const body = r.status === 204 ? null : await r.json().catch(() => null);
+      if (!r.ok) throw new Error(body?.message || `HTTP ${r.status}`);
+      return body;
+    }
+
+    const roomPath = () => `/api/webrtc/rooms/${encodeURIComponent(S.room)}`;
+
+    function stamp(recording) {
+      receivedAt.set(recording, Date.now());
+      return recording;
+    }
+
+    function onRecordingEvent(recording) {
+      mergeRecording(recording);
+      loadRecordings();
+    }
+
+    /** Shows `recording` at once, replacing the entry with its id. */
+    function mergeRecording(recording) {
+      const others = S.recordings.filter((r) => r.recording_id !== recording.recording_id);
+      showRecordings([stamp(recording), ...others]);
+    }
+
+    async function loadRecordings() {
+      const request = ++listRequest;
+      try {
+        const list = await api('GET', `${roomPath()}/recordings`);
+        if (request === listRequest && S.phase === 'joined') showRecordings(list.map(stamp));
+      } catch (e) {
+        console.warn('capstan: cannot list recordings', e);
+      }
+    }
+
+    const newness = (r) => r.created_at || r.started_at || '';
+
+    function showRecordings(list) {
+      S.recordings = list.sort((a, b) => newness(b).localeCompare(newness(a)));
+      S.liveRecording = S.recordings.find((r) => LIVE_STATUSES.includes(r.status)) || null;
+      setRecording(S.liveRecording);
+      renderRecordControls();
+      renderRecordings();
+    }
+
+    function formatDuration(seconds) {
+      const s = Math.max(0, Math.floor(seconds || 0));
+      const hh = Math.floor(s / 3600);
+      const mm = String(Math.floor((s % 3600) / 60)).padStart(2, '0');
+      const ss = String(s % 60).padStart(2, '0');
+      return hh ? `${hh}:${mm}:${ss}` : `${mm}:${ss}`;
+    }
+
+    function formatBytes(n) {
+      if (n < 1024) return `${n} B`;
+      if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} KB`;
+      return `${(n / 1024 / 1024).toFixed(1)} MB`;
+    }
+
+    /** Recorded time: the server's count when the state arrived, plus the time since while recording. */
+    function elapsedSeconds(recording) {
+      const since = recording.status === 'recording' ? (Date.now() - receivedAt.get(recording)) / 1000 : 0;
+      return (recording.duration_seconds || 0) + since;
+    }
 
     let recTimer = null;
-    /** Shows the recording indicator counting from `startedAt` (ms or ISO string); null hides it. */
-    function setRecording(startedAt) {
-      const el = $('recording-indicator');
+    /** Shows the indicator for a recording or paused `recording` state; anything else hides it. */
+    function setRecording(recording) {
       clearInterval(recTimer);
       recTimer = null;
-      if (startedAt == null) {
-        S.recordingStartedAt = null;
-        el.hidden = true;
-        return;
-      }
-      const t0 = typeof startedAt === 'number' ? startedAt : Date.parse(startedAt);
-      S.recordingStartedAt = t0;
-      const tick = () => {
-        const s = Math.max(0, Math.floor((Date.now() - t0) / 1000));
-        const hh = Math.floor(s / 3600);
-        const mm = String(Math.floor((s % 3600) / 60)).padStart(2, '0');
-        const ss = String(s % 60).padStart(2, '0');
-        $('recording-elapsed').textContent = hh ? `${hh}:${mm}:${ss}` : `${mm}:${ss}`;
-      };
+      const el = $('recording-indicator');
+      const status = recording?.status;
+      el.hidden = status !== 'recording' && status !== 'paused';
+      if (el.hidden) return;
+      if (!receivedAt.has(recording)) stamp(recording);
+      el.dataset.status = status;
+      $('recording-label').textContent = status === 'paused' ? 'Paused' : 'REC';
+      const tick = () => ($('recording-elapsed').textContent = formatDuration(elapsedSeconds(recording)));
       tick();
-      recTimer = setInterval(tick, 1000);
-      el.hidden = false;
+      // A quarter-second tick keeps the shown second within 250 ms of the true one.
+      if (status === 'recording') recTimer = setInterval(tick, 250);
+    }
+
+    function setupRecordControls() {
+      if (!S.host) return;
+      $('record-controls').hidden = false;
+      $('rec-start').onclick = () => startRecording();
+      $('rec-pause').onclick = () => controlRecording('pause');
+      $('rec-resume').onclick = () => controlRecording('resume');
+      $('rec-stop').onclick = () => controlRecording('stop');
+      renderRecordControls();
+    }
+
+    /** Enables what the current status allows: Record when idle, Pause/Resume/Stop while live. */
+    function renderRecordControls() {
+      if (!S.host) return;
+      const status = S.phase !== 'joined' || S.recordingBusy ? 'busy' : S.liveRecording?.status || 'idle';
+      for (const id of ['rec-format', 'rec-layout', 'rec-mode', 'rec-start']) $(id).disabled = status !== 'idle';
+      $('rec-pause').disabled = status !== 'recording';
+      $('rec-resume').disabled = status !== 'paused';
+      $('rec-stop').disabled = status !== 'recording' && status !== 'paused';
+    }
+
+    function startRecording() {
+      const q = new URLSearchParams({
+        recording_format: $('rec-format').value,
+        layout: $('rec-layout').value,
+        mode: $('rec-mode').value,
+      });
+      return recordingRequest(`${roomPath()}/recording/start?${q}`);
+    }
+
+    function controlRecording(action) {
+      if (!S.liveRecording) return;
+      return recordingRequest(`${roomPath()}/recording/${encodeURIComponent(S.liveRecording.recording_id)}/${action}`);
+    }
+
+    /** POSTs a recording request; shows the resulting state, or the server's message inline. */
+    async function recordingRequest(path) {
+      $('rec-error').textContent = '';
+      S.recordingBusy = true;
+      renderRecordControls();
+      try {
+        const recording = await api('POST', path);
+        if (S.phase === 'joined') mergeRecording(recording);
+      } catch (e) {
+        $('rec-error').textContent = e.message;
+      } finally {
+        S.recordingBusy = false;
+        renderRecordControls();
+      }
+    }
+
+    function renderRecordings() {
+      $('recordings-list').replaceChildren(...S.recordings.map(recordingItem));
+      $('recordings-count').textContent = String(S.recordings.length);
+      $('recordings-empty').hidden = S.recordings.length > 0;
+    }
+
+    function recordingItem(r) {
+      const when = r.started_at || r.created_at;
+      const live = LIVE_STATUSES.includes(r.status);
+      const details = [
+        r.format.toUpperCase(),
+        r.mode === 'tracks' ? 'per person' : r.layout,
+        live ? null : formatDuration(r.duration_seconds),
+        r.file_size_bytes ? formatBytes(r.file_size_bytes) : null,
+      ];
+      return h(
+        'li',
+        { class: 'recording', dataset: { recordingId: r.recording_id, status: r.status } },
+        h('div', { class: 'r-head' },
+          h('span', { class: 'r-status' }, r.status),
+          when ? h('time', { class: 'r-when', datetime: when }, new Date(when).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })) : null),
+        h('div', { class: 'r-details' }, details.filter(Boolean).join(' · ')),
+        uploadNote(r),
+        r.error ? h('div', { class: 'r-error' }, r.error) : null,
+        downloadLinks(r),
+      );
+    }
+
+    /** Upload progress to object storage, while processing. */
+    function uploadNote(r) {
+      const upload = r.metadata?.upload;
+      if (r.status !== 'processing' || !upload) return null;
+      return h('div', { class: 'r-details' }, `Upload ${upload.state}${upload.percent != null ? ` ${Math.round(upload.percent)}%` : ''}`);
+    }
+
+    /** One link per file, for recordings the server lets us download (as it decides it). */
+    function downloadLinks(r) {
+      const downloadable = r.status === 'completed' || (r.status === 'failed' && r.files.length > 0);
+      if (!downloadable) return null;
+      const links = r.files.map((f, i) => {
+        const who = f.participant && (r.participants.find((p) => p.identity === f.participant)?.name || f.participant);
+        const q = new URLSearchParams({ token: S.token, file: String(i) });
+        return h(
+          'a',
+          { class: 'download', href: `/api/webrtc/recordings/${encodeURIComponent(r.recording_id)}/download?${q}`, download: f.file_name, title: f.file_name },
+          `Download${who ? ` ${who}` : ''} (${formatBytes(f.size_bytes)})`,
+        );
+      });
+      return h('div', { class: 'r-files' }, ...links);
     }
 
     // ----- debug hook for tests ----------------------------------------------------------
@@ -818,7 +997,8 @@
           activeSpeaker: S.activeSpeaker,
           lastError: S.lastError,
           endReason: S.endReason,
-          recordingStartedAt: S.recordingStartedAt,
+          recording: S.liveRecording,
+          recordings: S.recordings.slice(),
         };
       },
       stats: inboundStats,
