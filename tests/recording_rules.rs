@@ -3,11 +3,14 @@
 
 mod common;
 
+use axum::body::Bytes;
+use axum::http::HeaderMap;
 use capstan::auth::{Role, TokenKeys, DEV_SECRET};
 use common::peer::{MediaOptions, Participant};
 use common::recording::{call, Host};
 use common::{wait_for, TestServer};
 use reqwest::{Method, StatusCode};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -396,4 +399,77 @@ async fn lists_cancel_delete_pipelines_metrics_and_compat_routes() {
     .expect(StatusCode::OK);
     assert_eq!(deleted["success"], true);
     server.assert_clean_log();
+}
+
+/// A webhook receiver on loopback that records every request's headers and body.
+async fn webhook_receiver() -> (String, Arc<Mutex<Vec<(HeaderMap, Bytes)>>>) {
+    let seen: Arc<Mutex<Vec<(HeaderMap, Bytes)>>> = Arc::default();
+    let store = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let store = store.clone();
+            async move {
+                store.lock().unwrap().push((headers, body));
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_signed_and_retention_deletes_old_recordings() {
+    let (url, seen) = webhook_receiver().await;
+    let mut server = TestServer::start_with(&[
+        ("CAPSTAN_WEBHOOK_URLS", &url),
+        ("CAPSTAN_WEBHOOK_SECRET", "s3cret"),
+    ])
+    .await;
+    let _a = Participant::join(&server, "r", "a").await;
+    let host = Host::new(&server, "r");
+    let id = id_of(&host.start(TRACKS).await.expect(StatusCode::CREATED));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let done = host.act(&id, "stop").await.expect(StatusCode::OK);
+    wait_for("three webhook deliveries", WAIT, || async {
+        seen.lock().unwrap().len() >= 3
+    })
+    .await;
+    let events: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(headers, body)| {
+            let signature = headers["x-capstan-signature"].to_str().unwrap();
+            assert_eq!(signature, capstan::webhooks::signature("s3cret", body));
+            let json: serde_json::Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(json["data"]["recording_id"], id.as_str());
+            assert_eq!(headers["x-capstan-event"].to_str().unwrap(), json["event"]);
+            json["event"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "recording_started",
+            "recording_stopped",
+            "recording_completed"
+        ]
+    );
+
+    // Retention of 0 days: the next start-up deletes the finished recording and its file.
+    let file = done["local_path"].as_str().unwrap().to_string();
+    assert!(std::path::Path::new(&file).exists());
+    server
+        .restart_with(&[("CAPSTAN_RETENTION_DAYS", "0")])
+        .await;
+    wait_for("retention to delete the recording", WAIT, || async {
+        let url = format!("{}/api/webrtc/rooms/r/recording/{id}/status", server.base);
+        call(Method::GET, &url, Some(&host.token)).await.status == StatusCode::NOT_FOUND
+    })
+    .await;
+    assert!(!std::path::Path::new(&file).exists());
 }

@@ -218,6 +218,15 @@ fn pipeline_view(state: RecordingState, h: Health) -> PipelineView {
     }
 }
 
+/// How long a snapshot may take; a session busy stopping answers later than this.
+const SNAPSHOT_WAIT: Duration = Duration::from_millis(300);
+
+async fn snapshot(session: &SessionTx) -> Option<(RecordingState, Health)> {
+    let (reply, rx) = oneshot::channel();
+    session.send(SessionCmd::Snapshot(reply)).ok()?;
+    tokio::time::timeout(SNAPSHOT_WAIT, rx).await.ok()?.ok()
+}
+
 /// The recording service as the API uses it; cheap to clone.
 #[derive(Clone)]
 pub struct Recordings {
@@ -320,10 +329,8 @@ impl Recordings {
             .await
             .flatten()
         {
-            let (reply, rx) = oneshot::channel();
-            let _ = session.send(SessionCmd::Snapshot(reply));
-            if let Ok((state, _)) = rx.await {
-                return Ok(Some(state));
+            if let Some((state, _)) = snapshot(&session).await {
+                return Ok(Some(state)); // a session busy stopping: the catalog has it
             }
         }
         Ok(self.ctx.catalog.get(id).await?)
@@ -347,12 +354,7 @@ impl Recordings {
         let sessions = self.ask(ManagerCmd::Live).await.unwrap_or_default();
         let mut out = Vec::new();
         for session in sessions {
-            let (reply, rx) = oneshot::channel();
-            if session.send(SessionCmd::Snapshot(reply)).is_ok() {
-                if let Ok(snapshot) = rx.await {
-                    out.push(snapshot);
-                }
-            }
+            out.extend(snapshot(&session).await);
         }
         out
     }

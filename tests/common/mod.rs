@@ -75,6 +75,15 @@ impl TestServer {
         let _ = self.child.wait();
     }
 
+    /// Restarts with `env` added to (or replacing entries of) the environment.
+    pub async fn restart_with(&mut self, env: &[(&str, &str)]) {
+        for (k, v) in env {
+            self.env.retain(|(key, _)| key != k);
+            self.env.push((k.to_string(), v.to_string()));
+        }
+        self.restart().await;
+    }
+
     /// Starts the server again on the same port, data directory and environment.
     pub async fn restart(&mut self) {
         self.kill_hard();
