@@ -132,7 +132,7 @@ async fn scenario(rooms: usize, publishers: usize, query: Option<&str>, span: Du
         if ids.is_empty() {
             "n/a".into()
         } else {
-            format!("{:.2} s", stop_max.as_secs_f64())
+            format!("{:.0} ms", stop_max.as_secs_f64() * 1000.0)
         },
         file_duration.map_or("n/a".into(), |d| format!("{d:.1} s")),
     )

@@ -22,12 +22,17 @@ fn id_of(v: &serde_json::Value) -> String {
         .to_string()
 }
 
-async fn all_recordings(server: &TestServer) -> serde_json::Value {
+/// Every recording in the catalog but `except` (admin list).
+async fn other_recordings(server: &TestServer, except: &str) -> Vec<serde_json::Value> {
     let admin = server.token("any", "root", capstan::auth::Role::Admin);
     let url = format!("{}/api/webrtc/recordings", server.base);
-    call(Method::GET, &url, Some(&admin))
+    let all = call(Method::GET, &url, Some(&admin))
         .await
-        .expect(StatusCode::OK)
+        .expect(StatusCode::OK);
+    let all = all.as_array().expect("a list").clone();
+    all.into_iter()
+        .filter(|r| r["recording_id"] != except)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,14 +50,7 @@ async fn sigkill_mid_recording_is_salvaged_on_restart() {
     let query = "recording_format=webm&quality=low&mode=composite";
     let id = id_of(&host.start(query).await.expect(StatusCode::CREATED));
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let before: Vec<serde_json::Value> = all_recordings(&server)
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["recording_id"] != id.as_str())
-        .cloned()
-        .collect();
+    let before = other_recordings(&server, &id).await;
     server.kill_hard();
     server.restart().await;
 
@@ -75,14 +73,7 @@ async fn sigkill_mid_recording_is_salvaged_on_restart() {
     );
     assert_decodes_cleanly(&file);
 
-    let after: Vec<serde_json::Value> = all_recordings(&server)
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["recording_id"] != id.as_str())
-        .cloned()
-        .collect();
+    let after = other_recordings(&server, &id).await;
     assert_eq!(before, after, "the rest of the catalog is unchanged");
     assert!(!server.log().contains("panicked"));
 }

@@ -95,6 +95,14 @@ pub async fn stop(
     }
 }
 
+/// Recording `id`, if it belongs to `call`.
+async fn of_call(state: &AppState, call: &str, id: &str) -> Result<RecordingState, ApiError> {
+    match state.recordings.get(id).await? {
+        Some(r) if r.room_id == call => Ok(r),
+        _ => Err(RecError::NotFound.into()),
+    }
+}
+
 pub async fn get(
     State(state): State<AppState>,
     Path((call, id)): Path<(String, String)>,
@@ -109,10 +117,7 @@ pub async fn get(
                 "token is for another call",
             ));
         }
-        match state.recordings.get(&id).await? {
-            Some(r) if r.room_id == call => Ok(r),
-            _ => Err(RecError::NotFound.into()),
-        }
+        of_call(&state, &call, &id).await
     };
     match result.await {
         Ok(r) => envelope(StatusCode::OK, detail(&r), "Recording found"),
@@ -129,10 +134,7 @@ pub async fn delete(
     let result = async {
         let claims = caller(&state, &headers, None)?;
         super::recordings::require_host(&claims, &call, "delete")?;
-        let recording = match state.recordings.get(&id).await? {
-            Some(r) if r.room_id == call => r,
-            _ => return Err(RecError::NotFound.into()),
-        };
+        let recording = of_call(&state, &call, &id).await?;
         if recording.status.is_final() {
             state.recordings.delete(&id).await?;
             return Ok(recording);
