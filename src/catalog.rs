@@ -40,6 +40,8 @@ pub trait Catalog: Send + Sync {
     async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordingState>, CatalogError>;
     /// Removes a recording; false when there was none.
     async fn delete(&self, id: &str) -> Result<bool, CatalogError>;
+    /// How many recordings have each status (statuses with none are left out).
+    async fn count_by_status(&self) -> Result<Vec<(Status, u64)>, CatalogError>;
 }
 
 type Job = Box<dyn FnOnce(&Connection) + Send>;
@@ -163,6 +165,22 @@ impl Catalog for SqliteCatalog {
         self.call(move |c| Ok(c.execute("DELETE FROM recordings WHERE id = ?1", [id])? > 0))
             .await
     }
+
+    async fn count_by_status(&self) -> Result<Vec<(Status, u64)>, CatalogError> {
+        self.call(|c| {
+            let mut stmt = c.prepare("SELECT status, COUNT(*) FROM recordings GROUP BY status")?;
+            let rows = stmt
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, u64>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(s, n)| Status::parse(&s).map(|s| (s, n)))
+                .collect())
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -214,5 +232,9 @@ mod tests {
             ..Default::default()
         };
         assert!(cat.list(&bob).await.unwrap().is_empty());
+        assert_eq!(
+            cat.count_by_status().await.unwrap(),
+            vec![(Status::Recording, 1)]
+        );
     }
 }

@@ -58,8 +58,7 @@ pub async fn start(
 ) -> Response {
     let result = async {
         let claims = caller(&state, &headers, None)?;
-        let params = query.params()?;
-        start_for(&state, &claims, &call, params).await
+        start_for(&state, &claims, &call, &query).await
     };
     match result.await {
         Ok(r) => envelope(StatusCode::CREATED, summary(&r), "Recording started"),

@@ -116,14 +116,16 @@ fn require_member(claims: &Claims, room: &str) -> Result<(), ApiError> {
     }))
 }
 
-/// Starts recording `room` for `claims`; shared with the compatibility routes.
+/// Starts recording `room` for `claims`; shared with the compatibility routes. Checks in this
+/// order: host, parameters, recording enabled, room exists.
 pub async fn start_for(
     state: &AppState,
     claims: &Claims,
     room: &str,
-    params: RecordingParams,
+    query: &StartQuery,
 ) -> Result<RecordingState, ApiError> {
     require_host(claims, room, "start")?;
+    let params = query.params()?;
     if !state.recordings.enabled() {
         return Err(RecError::Disabled.into());
     }
@@ -145,9 +147,7 @@ pub async fn start(
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<RecordingState>), ApiError> {
     let claims = caller(&state, &headers, None)?;
-    require_host(&claims, &room, "start")?;
-    let params = query.params()?;
-    let recording = start_for(&state, &claims, &room, params).await?;
+    let recording = start_for(&state, &claims, &room, &query).await?;
     Ok((StatusCode::CREATED, Json(recording)))
 }
 

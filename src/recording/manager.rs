@@ -288,9 +288,6 @@ impl Recordings {
         params: RecordingParams,
         handle: RoomHandle,
     ) -> Result<RecordingState, RecError> {
-        if !self.enabled() {
-            return Err(RecError::Disabled);
-        }
         self.ask(|reply| ManagerCmd::Start {
             room: room.into(),
             user: user.into(),
@@ -451,9 +448,12 @@ impl Recordings {
         ] {
             METRICS.webhooks.with_label_values(&[result]).set(n as i64);
         }
-        if let Ok(all) = self.ctx.catalog.list(&ListFilter::default()).await {
+        if let Ok(counts) = self.ctx.catalog.count_by_status().await {
             for status in Status::ALL {
-                let n = all.iter().filter(|s| s.status == status).count();
+                let n = counts
+                    .iter()
+                    .find(|(s, _)| *s == status)
+                    .map_or(0, |(_, n)| *n);
                 METRICS
                     .recordings
                     .with_label_values(&[status.as_str()])

@@ -3,6 +3,7 @@
 //! recording is marked completed with `metadata.interrupted = true`, or failed with the reason
 //! when nothing could be saved. Recordings that were being delivered are delivered again.
 
+use super::session::file_entry;
 use super::state::{FileEntry, RecordingState, Status};
 use super::Ctx;
 use crate::catalog::ListFilter;
@@ -100,18 +101,13 @@ fn salvage_dir(dir: &Path, id: &str) -> Vec<Result<FileEntry, String>> {
 }
 
 fn entry(path: &Path) -> Result<FileEntry, String> {
-    let size = std::fs::metadata(path)
+    let bytes = std::fs::metadata(path)
         .map_err(|e| format!("{}: {e}", path.display()))?
         .len();
-    Ok(FileEntry {
-        file_name: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        local_path: Some(path.display().to_string()),
-        s3_key: None,
+    Ok(file_entry(&pipelines::OutputFile {
+        path: path.to_path_buf(),
         participant: None,
-        size_bytes: size,
-        start_offset_seconds: 0.0,
-    })
+        start_offset: std::time::Duration::ZERO,
+        bytes,
+    }))
 }

@@ -181,7 +181,10 @@ impl Session {
             let next = tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(cmd) => self.command(cmd).await,
-                    None => self.stop("manager_gone").await.map_or(Next::Done, |_| Next::Done),
+                    None => {
+                        self.stop("manager_gone").await;
+                        Next::Done
+                    }
                 },
                 event = room.recv(), if room_open => match event {
                     Some(event) => self.room_event(event).await,
@@ -215,7 +218,7 @@ impl Session {
                 Next::Continue
             }
             SessionCmd::Shutdown(reply) => {
-                let _ = self.stop("shutdown").await;
+                self.stop("shutdown").await;
                 let _ = reply.send(());
                 Next::Done
             }
@@ -234,7 +237,7 @@ impl Session {
                 self.last_media = Instant::now();
                 self.after(r, Status::Recording, "resumed").await
             }
-            (Action::Stop, _) => (self.stop("requested").await, Next::Done),
+            (Action::Stop, _) => (Ok(self.stop("requested").await), Next::Done),
             (Action::Cancel, _) => (Ok(self.cancel().await), Next::Done),
             (Action::Pause | Action::Resume, _) => (
                 Err(RecError::Conflict(format!(
@@ -350,7 +353,7 @@ impl Session {
                 self.state.recording_id
             );
             self.state.set_meta("auto_stopped", true);
-            let _ = self.stop(reason).await;
+            self.stop(reason).await;
             return Next::Done;
         }
         if self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
@@ -438,7 +441,7 @@ impl Session {
     }
 
     /// Stops the pipeline, lists its files and delivers them; returns the resulting state.
-    async fn stop(&mut self, reason: &str) -> Result<RecordingState, RecError> {
+    async fn stop(&mut self, reason: &str) -> RecordingState {
         self.refresh();
         self.unhook();
         self.state.set_meta("stop_reason", reason);
@@ -450,19 +453,19 @@ impl Session {
             Err(e) => {
                 METRICS.pipeline_errors.inc();
                 self.fail(e.to_string()).await;
-                return Ok(self.state.clone());
+                return self.state.clone();
             }
         };
         self.finished(outcome);
         self.ctx.save(&self.state).await;
         let state = self.state.clone();
-        Ok(match self.ctx.storage {
+        match self.ctx.storage {
             Storage::Local => deliver(&self.ctx, state).await,
             Storage::S3(_) => {
                 self.manager.deliver(state.clone());
                 state
             }
-        })
+        }
     }
 
     fn finished(&mut self, outcome: Outcome) {
