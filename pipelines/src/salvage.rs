@@ -1,6 +1,8 @@
 //! Turning a `.part` file left behind by a crash into a final, playable file.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gstreamer as gst;
@@ -29,17 +31,22 @@ pub enum SalvageError {
 /// Remuxes `<name>.<ext>.part` (written by a recorder that was killed) into `<name>.<ext>`
 /// with an index and a correct duration, then deletes the `.part`. Returns the final path.
 ///
-/// Blocking: it runs a GStreamer pipeline as fast as the disk allows (about a second per hour
-/// of media); call it from `spawn_blocking` or a startup task, not from an async task.
+/// The streams are cut where the shortest one ends: a killed muxer leaves each stream's tail
+/// at a different point (fragmented MP4 writes each track's fragments on its own, and the
+/// video encoder runs behind the audio), and a file whose audio outlasts its video by a
+/// second is not what was recorded.
+///
+/// Blocking: it runs two GStreamer pipelines as fast as the disk allows (a scan, then the
+/// remux; about a second per hour of media each); call it from `spawn_blocking` or a startup
+/// task, not from an async task.
 pub fn salvage(part: &Path) -> Result<PathBuf, SalvageError> {
     let (final_path, format) = final_name(part)?;
     gst::init().map_err(|e| SalvageError::Gstreamer(e.to_string()))?;
+    let end = common_end(part, format)?;
     let mut tmp = final_path.clone().into_os_string();
     tmp.push(".salvage");
     let tmp = PathBuf::from(tmp);
-    let pipeline = remux_pipeline(part, &tmp, format)?;
-    let result = run_to_eos(&pipeline);
-    let _ = pipeline.set_state(gst::State::Null);
+    let result = remux(part, &tmp, format, end);
     let written = std::fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
     if let Err(e) = result.and_then(|()| non_empty(written)) {
         let _ = std::fs::remove_file(&tmp);
@@ -77,48 +84,116 @@ fn make(factory: &str) -> Result<gst::Element, SalvageError> {
         .map_err(|e| SalvageError::Gstreamer(format!("{factory}: {e}")))
 }
 
-fn remux_pipeline(part: &Path, out: &Path, format: Format) -> Result<gst::Pipeline, SalvageError> {
-    let (demux, mux) = match format {
-        Format::Webm => ("matroskademux", "webmmux"),
-        Format::Mkv => ("matroskademux", "matroskamux"),
-        Format::Mp4 => ("qtdemux", "mp4mux"),
-    };
+fn gerr(e: gst::glib::BoolError) -> SalvageError {
+    SalvageError::Gstreamer(e.to_string())
+}
+
+/// Scans the `.part` and returns the earliest end (timestamp + duration of the last buffer)
+/// among its streams that carry any media; `None` when no stream does.
+fn common_end(part: &Path, format: Format) -> Result<Option<gst::ClockTime>, SalvageError> {
+    let ends: Arc<Mutex<Vec<Arc<AtomicU64>>>> = Arc::default();
+    let found = ends.clone();
+    let pipeline = demux_pipeline(part, format, move |bin, pad, _kind| {
+        let sink = make("fakesink").ok()?;
+        sink.set_property("sync", false);
+        bin.add(&sink).ok()?;
+        let _ = sink.sync_state_with_parent();
+        let end = Arc::new(AtomicU64::new(0));
+        found
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(end.clone());
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(b) = info.buffer() {
+                let stop = b.pts().map(|pts| pts + b.duration().unwrap_or_default());
+                end.fetch_max(stop.map_or(0, |t| t.nseconds()), Ordering::Relaxed);
+            }
+            gst::PadProbeReturn::Ok
+        });
+        sink.static_pad("sink")
+    })?;
+    let result = run_to_eos(&pipeline);
+    let _ = pipeline.set_state(gst::State::Null);
+    result?;
+    let ends = ends.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(ends
+        .iter()
+        .map(|e| e.load(Ordering::Relaxed))
+        .filter(|&ns| ns > 0)
+        .min()
+        .map(gst::ClockTime::from_nseconds))
+}
+
+/// Remuxes every stream into `out`, dropping media that starts at or after `end`.
+fn remux(
+    part: &Path,
+    out: &Path,
+    format: Format,
+    end: Option<gst::ClockTime>,
+) -> Result<(), SalvageError> {
+    let mux = make(match format {
+        Format::Webm => "webmmux",
+        Format::Mkv => "matroskamux",
+        Format::Mp4 => "mp4mux",
+    })?;
+    let sink = make("filesink")?;
+    sink.set_property("location", out.to_string_lossy().to_string());
+    let muxer = mux.clone();
+    let pipeline = demux_pipeline(part, format, move |_, pad, kind| {
+        if let Some(end) = end {
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                match info.buffer().and_then(|b| b.pts()) {
+                    Some(pts) if pts >= end => gst::PadProbeReturn::Drop,
+                    _ => gst::PadProbeReturn::Ok,
+                }
+            });
+        }
+        muxer.request_pad_simple(mux_template(kind))
+    })?;
+    pipeline.add_many([&mux, &sink]).map_err(gerr)?;
+    mux.link(&sink).map_err(gerr)?;
+    let result = run_to_eos(&pipeline);
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}
+
+/// `filesrc ! demux`; each audio or video stream the demuxer finds goes through its own queue
+/// to the pad `to(pipeline, stream pad, kind)` returns (streams of other kinds, and streams
+/// it returns `None` for, are left unlinked). Offline, so linking happens in `pad-added`.
+fn demux_pipeline<F>(part: &Path, format: Format, to: F) -> Result<gst::Pipeline, SalvageError>
+where
+    F: Fn(&gst::Pipeline, &gst::Pad, TrackKind) -> Option<gst::Pad> + Send + Sync + 'static,
+{
     let pipeline = gst::Pipeline::new();
     let src = make("filesrc")?;
     src.set_property("location", part.to_string_lossy().to_string());
-    let (demux, mux, sink) = (make(demux)?, make(mux)?, make("filesink")?);
-    sink.set_property("location", out.to_string_lossy().to_string());
-    let gerr = |e: gst::glib::BoolError| SalvageError::Gstreamer(e.to_string());
-    pipeline
-        .add_many([&src, &demux, &mux, &sink])
-        .map_err(gerr)?;
+    let demux = make(match format {
+        Format::Webm | Format::Mkv => "matroskademux",
+        Format::Mp4 => "qtdemux",
+    })?;
+    pipeline.add_many([&src, &demux]).map_err(gerr)?;
     src.link(&demux).map_err(gerr)?;
-    mux.link(&sink).map_err(gerr)?;
     let bin = pipeline.downgrade();
     demux.connect_pad_added(move |_, pad| {
-        if let Some(bin) = bin.upgrade() {
-            link_stream(&bin, pad, &mux);
+        let Some(bin) = bin.upgrade() else { return };
+        let kind = match pad.name().split('_').next() {
+            Some("video") => TrackKind::Video,
+            Some("audio") => TrackKind::Audio,
+            _ => return,
+        };
+        if let Some(target) = to(&bin, pad, kind) {
+            link_through_queue(&bin, pad, &target);
         }
     });
     Ok(pipeline)
 }
 
-/// Links a demuxed stream through a queue to a new muxer pad (offline pipeline, so done
-/// directly in `pad-added`). Streams of other kinds are left unlinked.
-fn link_stream(bin: &gst::Pipeline, pad: &gst::Pad, mux: &gst::Element) {
-    let kind = match pad.name().split('_').next() {
-        Some("video") => TrackKind::Video,
-        Some("audio") => TrackKind::Audio,
-        _ => return,
-    };
+fn link_through_queue(bin: &gst::Pipeline, pad: &gst::Pad, target: &gst::Pad) {
     let Ok(queue) = make("queue") else { return };
-    let Some(mux_pad) = mux.request_pad_simple(mux_template(kind)) else {
-        return;
-    };
     if bin.add(&queue).is_err() {
         return;
     }
-    let linked = queue.static_pad("src").map(|q| q.link(&mux_pad).is_ok()) == Some(true)
+    let linked = queue.static_pad("src").map(|q| q.link(target).is_ok()) == Some(true)
         && queue.static_pad("sink").map(|q| pad.link(&q).is_ok()) == Some(true);
     if linked {
         let _ = queue.sync_state_with_parent();
@@ -142,7 +217,7 @@ fn run_to_eos(pipeline: &gst::Pipeline) -> Result<(), SalvageError> {
             gst::MessageView::Eos(_) => return Ok(()),
             gst::MessageView::Error(e) if tail_error.is_none() => {
                 tail_error = Some(e.error().to_string());
-                end_mux_inputs(pipeline);
+                end_streams(pipeline);
             }
             gst::MessageView::Error(e) => {
                 return Err(SalvageError::Gstreamer(e.error().to_string()))
@@ -155,7 +230,7 @@ fn run_to_eos(pipeline: &gst::Pipeline) -> Result<(), SalvageError> {
     ))
 }
 
-fn end_mux_inputs(pipeline: &gst::Pipeline) {
+fn end_streams(pipeline: &gst::Pipeline) {
     for q in pipeline.iterate_elements().into_iter().flatten() {
         if q.factory().is_some_and(|f| f.name() == "queue") {
             if let Some(pad) = q.static_pad("sink") {

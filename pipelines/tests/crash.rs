@@ -94,6 +94,11 @@ async fn kill_and_salvage(mode: &str, codecs: &[&str]) {
         p.duration >= secs - 2.0 && p.duration <= secs + 0.5,
         "duration {p:?}"
     );
+    let (video, audio) = (stream_end(&fixed, "video"), stream_end(&fixed, "audio"));
+    assert!(
+        (video - audio).abs() < 0.15,
+        "salvage cuts the streams where the shorter ends: video {video:.3} s, audio {audio:.3} s"
+    );
     let decoded = decode(&fixed).frames.last().unwrap().0;
     assert!(
         (p.duration - decoded).abs() < 0.5,

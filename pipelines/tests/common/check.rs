@@ -104,6 +104,29 @@ impl Probe {
     }
 }
 
+/// Where a stream's media ends: the largest `pts + duration` of its packets (ffprobe), in s.
+pub fn stream_end(path: &Path, kind: &str) -> f64 {
+    let selector = &kind[..1]; // "v" or "a"
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", selector, "-show_packets"])
+        .args([
+            "-show_entries",
+            "packet=pts_time,duration_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(',').map(|v| v.trim().parse::<f64>().ok());
+            Some(f.next()?? + f.next().flatten().unwrap_or(0.0))
+        })
+        .fold(0.0, f64::max)
+}
+
 /// `ffmpeg -v error -i FILE -enc_time_base:v -1 -f null -` must print nothing.
 ///
 /// `-enc_time_base:v -1` keeps each decoded frame on the file's own time base. Without it
