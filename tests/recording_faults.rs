@@ -84,6 +84,48 @@ async fn sigkill_mid_recording_is_salvaged_on_restart() {
     assert!(!server.log().contains("panicked"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_with_nothing_to_salvage_fails_the_recording_and_keeps_what_is_unreadable() {
+    let mut server = TestServer::start().await;
+    // Tracks recordings of rooms whose participant publishes nothing: no file is ever opened.
+    let _q = Participant::join_with(&server, "quiet", "q", false, MediaOptions::default()).await;
+    let _t = Participant::join_with(&server, "torn", "t", false, MediaOptions::default()).await;
+    let quiet = Host::new(&server, "quiet");
+    let torn = Host::new(&server, "torn");
+    let quiet_id = id_of(&quiet.start("mode=tracks").await.expect(StatusCode::CREATED));
+    let torn_id = id_of(&torn.start("mode=tracks").await.expect(StatusCode::CREATED));
+    server.kill_hard();
+    // A torn file as a crash mid-write can leave it: a WebM header and nothing playable.
+    let part = server
+        .data_dir
+        .path()
+        .join(format!("recordings/torn/{torn_id}.webm.part"));
+    std::fs::write(&part, b"\x1a\x45\xdf\xa3 torn").unwrap();
+    server.restart().await;
+
+    let state = quiet.status(&quiet_id).await;
+    assert_eq!(state["status"], "failed", "{state}");
+    assert_eq!(state["metadata"]["interrupted"], true);
+    let error = state["error"].as_str().unwrap();
+    assert!(error.contains("no files were written"), "{error}");
+
+    let state = torn.status(&torn_id).await;
+    assert_eq!(state["status"], "failed", "{state}");
+    let error = state["error"].as_str().unwrap();
+    assert!(error.contains(&format!("{torn_id}.webm.part")), "{error}");
+    assert_eq!(
+        state["metadata"]["partial_files"][0].as_str(),
+        Some(part.to_str().unwrap()),
+        "{state}"
+    );
+    assert!(part.exists(), "the unreadable file is kept for ops");
+    let url = format!("{}/api/webrtc/recordings/{torn_id}", server.base);
+    let del = call(Method::DELETE, &url, Some(&torn.token)).await;
+    assert_eq!(del.status, StatusCode::NO_CONTENT);
+    assert!(!part.exists(), "deleting the recording removes it");
+    assert!(!server.log().contains("panicked"));
+}
+
 /// A tmpfs mounted for the test; unmounted on drop.
 struct Tmpfs(PathBuf);
 
@@ -163,6 +205,23 @@ async fn a_full_disk_fails_that_recording_only() {
     let file = fine.download(&fine_id, 0, dir.path()).await;
     probe(&file).assert_codecs(&["video:vp8", "audio:opus"]);
     assert_decodes_cleanly(&file);
+
+    // The partial file is kept for ops and listed; deleting the recording removes it.
+    let partial: Vec<String> = failed["metadata"]["partial_files"]
+        .as_array()
+        .expect("partial_files listed")
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    assert!(!partial.is_empty(), "{failed}");
+    assert!(partial.iter().all(|p| Path::new(p).exists()), "{partial:?}");
+    let url = format!("{}/api/webrtc/recordings/{full_id}", server.base);
+    let del = call(Method::DELETE, &url, Some(&full.token)).await;
+    assert_eq!(del.status, StatusCode::NO_CONTENT);
+    assert!(
+        partial.iter().all(|p| !Path::new(p).exists()),
+        "{partial:?}"
+    );
 
     // A new recording in the full room is refused cleanly or fails cleanly, never hangs.
     wait_for("the failed room can be recorded again", WAIT, || async {

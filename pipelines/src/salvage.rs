@@ -215,9 +215,12 @@ fn run_to_eos(pipeline: &gst::Pipeline) -> Result<(), SalvageError> {
     ) {
         match msg.view() {
             gst::MessageView::Eos(_) => return Ok(()),
+            // No stream was found: no EOS will follow.
+            gst::MessageView::Error(e) if tail_error.is_none() && end_streams(pipeline) == 0 => {
+                return Err(SalvageError::Gstreamer(e.error().to_string()));
+            }
             gst::MessageView::Error(e) if tail_error.is_none() => {
                 tail_error = Some(e.error().to_string());
-                end_streams(pipeline);
             }
             gst::MessageView::Error(e) => {
                 return Err(SalvageError::Gstreamer(e.error().to_string()))
@@ -230,14 +233,18 @@ fn run_to_eos(pipeline: &gst::Pipeline) -> Result<(), SalvageError> {
     ))
 }
 
-fn end_streams(pipeline: &gst::Pipeline) {
+/// Sends EOS into every stream's queue; returns how many streams there were.
+fn end_streams(pipeline: &gst::Pipeline) -> usize {
+    let mut ended = 0;
     for q in pipeline.iterate_elements().into_iter().flatten() {
         if q.factory().is_some_and(|f| f.name() == "queue") {
             if let Some(pad) = q.static_pad("sink") {
                 pad.send_event(gst::event::Eos::new());
+                ended += 1;
             }
         }
     }
+    ended
 }
 
 #[cfg(test)]

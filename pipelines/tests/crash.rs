@@ -128,6 +128,11 @@ fn salvage_rejects_garbage_and_keeps_the_part() {
     std::fs::write(&part, b"not a matroska file at all").unwrap();
     assert!(matches!(salvage(&part), Err(SalvageError::Gstreamer(_))));
     assert!(part.exists());
+    // An EBML header and nothing after it: the demuxer finds no stream, so no EOS follows
+    // its error (salvage used to wait for one until its 10-minute timeout).
+    std::fs::write(&part, b"\x1a\x45\xdf\xa3 torn").unwrap();
+    assert!(matches!(salvage(&part), Err(SalvageError::Gstreamer(_))));
+    assert!(part.exists());
     let wrong = dir.path().join("x.webm");
     assert!(matches!(
         salvage(&wrong),

@@ -365,7 +365,7 @@ impl Recordings {
             .collect()
     }
 
-    /// Deletes a finished recording: its files, objects and catalog entry.
+    /// Deletes a finished recording: its files (partial ones too), objects and catalog entry.
     pub async fn delete(&self, id: &str) -> Result<(), RecError> {
         let state = self.get(id).await?.ok_or(RecError::NotFound)?;
         if !state.status.is_final() {
@@ -379,7 +379,18 @@ impl Recordings {
         Ok(())
     }
 
+    /// Removes the recording's files, their objects, and the partial files a failed pipeline
+    /// left behind (`metadata.partial_files`).
     async fn remove_files(&self, state: &RecordingState) -> Result<(), RecError> {
+        let partial = state
+            .metadata
+            .get("partial_files")
+            .and_then(|p| p.as_array());
+        for path in partial.into_iter().flatten().filter_map(|p| p.as_str()) {
+            remove_local(Path::new(path))
+                .await
+                .map_err(|e| RecError::Storage(format!("cannot delete {path}: {e}")))?;
+        }
         for file in &state.files {
             if let Some(path) = &file.local_path {
                 remove_local(Path::new(path))

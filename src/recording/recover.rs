@@ -46,19 +46,27 @@ async fn salvage(ctx: &Ctx, state: &mut RecordingState) {
     state.set_meta("interrupted", true);
     state.set_meta("stop_reason", "server_restart");
     let (files, errors): (Vec<_>, Vec<_>) = found.into_iter().partition(Result::is_ok);
-    let errors: Vec<String> = errors.into_iter().filter_map(Result::err).collect();
     let files: Vec<FileEntry> = files.into_iter().filter_map(Result::ok).collect();
+    let errors: Vec<Unsalvaged> = errors.into_iter().filter_map(Result::err).collect();
     if !errors.is_empty() {
-        state.set_meta("salvage_errors", errors.clone());
+        let described: Vec<String> = errors.iter().map(Unsalvaged::describe).collect();
+        state.set_meta("salvage_errors", described);
+        // The unreadable `.part` files stay for ops; deleting the recording removes them.
+        let kept: Vec<String> = errors
+            .iter()
+            .map(|e| e.path.display().to_string())
+            .collect();
+        state.set_meta("partial_files", kept);
     }
     if files.is_empty() {
+        let why = if errors.is_empty() {
+            " (no files were written)".to_string()
+        } else {
+            let described: Vec<String> = errors.iter().map(Unsalvaged::describe).collect();
+            format!(": {}", described.join("; "))
+        };
         state.error = Some(format!(
-            "the server stopped during the recording and nothing could be saved{}",
-            if errors.is_empty() {
-                " (no files were written)".to_string()
-            } else {
-                format!(": {}", errors.join("; "))
-            }
+            "the server stopped during the recording and nothing could be saved{why}"
         ));
         ctx.commit(state, Status::Failed, "failed").await;
         return;
@@ -71,8 +79,20 @@ async fn salvage(ctx: &Ctx, state: &mut RecordingState) {
     ctx.commit(state, Status::Processing, "stopped").await;
 }
 
+/// A file of the recording that could not be turned into a playable one.
+struct Unsalvaged {
+    path: PathBuf,
+    error: String,
+}
+
+impl Unsalvaged {
+    fn describe(&self) -> String {
+        format!("{}: {}", self.path.display(), self.error)
+    }
+}
+
 /// Salvages every `<id>*.part` in `dir` and keeps `<id>*` files already finished.
-fn salvage_dir(dir: &Path, id: &str) -> Vec<Result<FileEntry, String>> {
+fn salvage_dir(dir: &Path, id: &str) -> Vec<Result<FileEntry, Unsalvaged>> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -91,7 +111,10 @@ fn salvage_dir(dir: &Path, id: &str) -> Vec<Result<FileEntry, String>> {
         .filter(|p| !p.to_string_lossy().ends_with(".salvage"))
         .map(|p| {
             let path = if p.extension().is_some_and(|e| e == "part") {
-                pipelines::salvage(&p).map_err(|e| format!("{}: {e}", p.display()))?
+                pipelines::salvage(&p).map_err(|e| Unsalvaged {
+                    error: e.to_string(),
+                    path: p,
+                })?
             } else {
                 p
             };
@@ -100,9 +123,12 @@ fn salvage_dir(dir: &Path, id: &str) -> Vec<Result<FileEntry, String>> {
         .collect()
 }
 
-fn entry(path: &Path) -> Result<FileEntry, String> {
+fn entry(path: &Path) -> Result<FileEntry, Unsalvaged> {
     let bytes = std::fs::metadata(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
+        .map_err(|e| Unsalvaged {
+            path: path.to_path_buf(),
+            error: e.to_string(),
+        })?
         .len();
     Ok(file_entry(&pipelines::OutputFile {
         path: path.to_path_buf(),
