@@ -816,6 +816,9 @@
       $('rec-pause').onclick = () => controlRecording('pause');
       $('rec-resume').onclick = () => controlRecording('resume');
       $('rec-stop').onclick = () => controlRecording('stop');
+      $('rec-cancel').onclick = () => {
+        if (confirm('Discard this recording? Nothing of it will be kept.')) return cancelRecording();
+      };
       renderRecordControls();
     }
 
@@ -823,15 +826,16 @@
     function renderRecordControls() {
       if (!S.host) return;
       const status = S.phase !== 'joined' || S.recordingBusy ? 'busy' : S.liveRecording?.status || 'idle';
-      for (const id of ['rec-format', 'rec-layout', 'rec-mode', 'rec-start']) $(id).disabled = status !== 'idle';
+      for (const id of ['rec-format', 'rec-quality', 'rec-layout', 'rec-mode', 'rec-start']) $(id).disabled = status !== 'idle';
       $('rec-pause').disabled = status !== 'recording';
       $('rec-resume').disabled = status !== 'paused';
-      $('rec-stop').disabled = status !== 'recording' && status !== 'paused';
+      for (const id of ['rec-stop', 'rec-cancel']) $(id).disabled = status !== 'recording' && status !== 'paused';
     }
 
     function startRecording() {
       const q = new URLSearchParams({
         recording_format: $('rec-format').value,
+        quality: $('rec-quality').value,
         layout: $('rec-layout').value,
         mode: $('rec-mode').value,
       });
@@ -840,16 +844,24 @@
 
     function controlRecording(action) {
       if (!S.liveRecording) return;
-      return recordingRequest(`${roomPath()}/recording/${encodeURIComponent(S.liveRecording.recording_id)}/${action}`);
+      return recordingRequest(`${liveRecordingPath()}/${action}`);
     }
 
-    /** POSTs a recording request; shows the resulting state, or the server's message inline. */
-    async function recordingRequest(path) {
+    /** Discards the live recording: the server stops it and deletes its files. */
+    function cancelRecording() {
+      if (!S.liveRecording) return;
+      return recordingRequest(liveRecordingPath(), 'DELETE');
+    }
+
+    const liveRecordingPath = () => `${roomPath()}/recording/${encodeURIComponent(S.liveRecording.recording_id)}`;
+
+    /** Sends a recording request; shows the resulting state, or the server's message inline. */
+    async function recordingRequest(path, method = 'POST') {
       $('rec-error').textContent = '';
       S.recordingBusy = true;
       renderRecordControls();
       try {
-        const recording = await api('POST', path);
+        const recording = await api(method, path);
         if (S.phase === 'joined') mergeRecording(recording);
       } catch (e) {
         $('rec-error').textContent = e.message;

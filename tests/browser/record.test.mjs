@@ -1,6 +1,7 @@
 // End-to-end test of recording from the call UI: the host records the room for 15 s from the
 // toolbar; both pages show the indicator and then the finished recording with a download link,
-// whose file ffprobe checks (VP8 + Opus WebM of the right duration).
+// whose file ffprobe checks (VP8 + Opus WebM, 720p, of the right duration). Then the host
+// starts a second recording and discards it: both pages list it as cancelled.
 //
 //   cd tests/browser && npm ci && node --test record.test.mjs
 //
@@ -63,7 +64,7 @@ const completedLink = '#recordings-panel [data-recording-id][data-status="comple
 before(setup, { timeout: 60_000 });
 after(teardown, { timeout: 20_000 });
 
-test('the host records the call; everyone sees it and can download a playable WebM', { timeout: 75_000 }, async () => {
+test('the host records the call; everyone sees it and can download a playable WebM; a discarded one keeps nothing', { timeout: 100_000 }, async () => {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'capstan-record-'));
   try {
     const host = await openPage('host', '/room/rec?name=Host&host=1');
@@ -80,6 +81,7 @@ test('the host records the call; everyone sees it and can download a playable We
     }
 
     await host.selectOption('#rec-format', 'webm', { timeout: 5000 });
+    await host.selectOption('#rec-quality', 'medium', { timeout: 5000 });
     await host.selectOption('#rec-layout', 'grid', { timeout: 5000 });
     await host.click('#rec-start', { timeout: 5000 });
     await Promise.all(
@@ -131,6 +133,30 @@ test('the host records the call; everyone sees it and can download a playable We
     assert.ok(probe.streams.some((s) => s.codec_type === 'audio' && s.codec_name === 'opus'), `no Opus audio: ${what}`);
     const duration = Number(probe.format.duration);
     assert.ok(Math.abs(duration - RECORD_MS / 1000) <= 2, `duration ${duration} s is not 15 s ± 2: ${what}`);
+    const video = probe.streams.find((s) => s.codec_type === 'video');
+    assert.deepEqual([video.width, video.height], [1280, 720], `720p chosen: ${what}`);
+
+    // A second recording, discarded: nothing is kept and both pages say so.
+    await host.selectOption('#rec-quality', 'low', { timeout: 5000 });
+    await host.click('#rec-start', { timeout: 5000 });
+    await Promise.all(
+      [host, guest].map((page) => page.waitForSelector('#recording-indicator', { state: 'visible', timeout: 10_000 })),
+    );
+    assert.equal(await host.isEnabled('#rec-cancel'), true, 'Discard is enabled while recording');
+    await sleep(2000);
+    host.once('dialog', (dialog) => dialog.accept());
+    await host.click('#rec-cancel', { timeout: 5000 });
+    phase('discard clicked');
+    await Promise.all(
+      [host, guest].map((page) => page.waitForSelector('#recording-indicator', { state: 'hidden', timeout: 10_000 })),
+    );
+    const cancelled = '#recordings-panel [data-recording-id][data-status="cancelled"]';
+    await Promise.all([host, guest].map((page) => page.waitForSelector(cancelled, { timeout: 10_000 })));
+    for (const page of [host, guest]) {
+      assert.equal(await page.locator(`${cancelled} a.download`).count(), 0, 'a discarded recording has no download');
+      assert.equal(await page.locator(completedLink).count(), 1, 'the first recording is still listed');
+    }
+    assert.equal(await host.isEnabled('#rec-start'), true, 'Record is enabled again');
 
     await sleep(500);
     assertClean();
