@@ -1,5 +1,7 @@
 //! The call UI (plain HTML/CSS/JS under `signaling/web/`), embedded into the binary.
 
+use std::sync::LazyLock;
+
 /// One embedded file of the call UI.
 pub struct Asset {
     pub path: &'static str,
@@ -7,19 +9,38 @@ pub struct Asset {
     pub body: &'static str,
 }
 
-/// Join form served at `/`.
-pub const INDEX: Asset = Asset {
-    path: "index.html",
-    content_type: "text/html; charset=utf-8",
-    body: include_str!("../web/index.html"),
-};
+/// Content type of the pages.
+pub const HTML: &str = "text/html; charset=utf-8";
 
-/// Call page served at `/room/{room}`.
-pub const ROOM: Asset = Asset {
-    path: "room.html",
-    content_type: "text/html; charset=utf-8",
-    body: include_str!("../web/room.html"),
-};
+/// The join form both pages share, written once in `join-form.html`.
+const JOIN_FORM: &str = include_str!("../web/join-form.html");
+
+/// Where a page takes the join form.
+const JOIN_FORM_SLOT: &str = "<!-- join-form -->";
+
+static INDEX: LazyLock<String> = LazyLock::new(|| page(include_str!("../web/index.html")));
+static ROOM: LazyLock<String> = LazyLock::new(|| page(include_str!("../web/room.html")));
+
+/// The lobby served at `/`.
+pub fn index() -> &'static str {
+    &INDEX
+}
+
+/// The call page served at `/room/{room}`.
+pub fn room() -> &'static str {
+    &ROOM
+}
+
+/// `template` with its join-form slot replaced by the form, indented like the slot.
+fn page(template: &str) -> String {
+    let line = template
+        .lines()
+        .find(|l| l.trim() == JOIN_FORM_SLOT)
+        .expect("the page has a join-form slot");
+    let indent = &line[..line.len() - line.trim_start().len()];
+    let form: Vec<String> = JOIN_FORM.lines().map(|l| format!("{indent}{l}")).collect();
+    template.replacen(line, &form.join("\n"), 1)
+}
 
 /// Files served under `/static/`.
 pub const STATIC: &[Asset] = &[
@@ -38,4 +59,19 @@ pub const STATIC: &[Asset] = &[
 /// The static asset named `path`, if any.
 pub fn static_asset(path: &str) -> Option<&'static Asset> {
     STATIC.iter().find(|a| a.path == path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_pages_carry_the_join_form_once() {
+        for html in [index(), room()] {
+            assert_eq!(html.matches("<form id=\"join-form\"").count(), 1);
+            assert!(!html.contains(JOIN_FORM_SLOT));
+            assert!(html.contains("id=\"join-note\""));
+        }
+        assert!(room().contains("<div id=\"overlay\""));
+    }
 }

@@ -665,7 +665,7 @@
       $('rejoin-btn').hidden = title === 'Cannot join';
       $('ended-title').textContent = title;
       $('ended-reason').textContent = reason;
-      $('prejoin-form').hidden = true;
+      $('join-form').hidden = true;
       $('ended').hidden = false;
       $('overlay').hidden = false;
     }
@@ -673,13 +673,14 @@
     function showPrejoin() {
       S.phase = 'init';
       updateConn();
-      const form = $('prejoin-form');
-      $('prejoin-room').textContent = urlRoom;
-      $('prejoin-room-input').value = urlRoom;
+      const form = $('join-form');
+      $('join-title').textContent = urlRoom;
+      $('join-room').value = urlRoom;
+      $('join-room-field').hidden = true;
       form.hidden = false;
       $('ended').hidden = true;
       $('overlay').hidden = false;
-      bindJoinForm(form, $('prejoin-note'));
+      bindJoinForm(form, $('join-note'));
       form.elements.name.focus();
     }
 

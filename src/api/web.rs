@@ -17,12 +17,16 @@ fn serve(asset: &Asset) -> Response {
     ([(header::CONTENT_TYPE, asset.content_type)], asset.body).into_response()
 }
 
+fn page(html: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, web::HTML)], html).into_response()
+}
+
 pub async fn index() -> Response {
-    serve(&web::INDEX)
+    page(web::index())
 }
 
 pub async fn room(Path(_room): Path<String>) -> Response {
-    serve(&web::ROOM)
+    page(web::room())
 }
 
 pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {

@@ -104,3 +104,27 @@ test('two browsers see and hear each other; a leave removes the tile', { timeout
     throw e;
   }
 });
+
+test('the lobby and a bare room link ask for a name with the one join form', { timeout: 30_000 }, async () => {
+  try {
+    const lobby = await openPage('lobby', '/');
+    assert.equal(await lobby.textContent('#join-title'), 'a call');
+    await lobby.fill('#join-room', 'side', { timeout: 5000 });
+    await lobby.fill('#join-name', 'Ada', { timeout: 5000 });
+    await lobby.click('#join-form button[type=submit]', { timeout: 5000 });
+    await lobby.waitForURL(/\/room\/side\?name=Ada$/, { timeout: 10_000 });
+
+    const bare = await openPage('bare', '/room/side');
+    await bare.waitForSelector('#join-form', { state: 'visible', timeout: 10_000 });
+    assert.equal(await bare.textContent('#join-title'), 'side', 'the form names the room');
+    assert.equal(await bare.isVisible('#join-room-field'), false, 'the room is not asked again');
+    await bare.fill('#join-name', 'Bo', { timeout: 5000 });
+    await bare.click('#join-form button[type=submit]', { timeout: 5000 });
+    await bare.waitForURL(/\/room\/side\?name=Bo$/, { timeout: 10_000 });
+    await waitForRemoteVideo(bare, 'Ada');
+    assertClean();
+  } catch (e) {
+    await dumpDiagnostics();
+    throw e;
+  }
+});
