@@ -156,8 +156,10 @@ impl Drop for Tmpfs {
 async fn a_full_disk_fails_that_recording_only() {
     let spool = tempfile::tempdir().unwrap();
     let spool_dir = spool.path().display().to_string();
-    // Room "full" records onto a 256 KiB filesystem; room "fine" onto the normal disk.
-    let _disk = Tmpfs::mount(&spool.path().join("full"), "256k");
+    // Room "full" records onto a 64 KiB filesystem; room "fine" onto the normal disk. A low
+    // composite writes about 30 KB/s, less when the CPU is busy: a 256 KiB disk once took
+    // over 30 s to fill next to other tests.
+    let _disk = Tmpfs::mount(&spool.path().join("full"), "64k");
     let server = TestServer::start_with(&[("RECORDING_OUTPUT_DIR", &spool_dir)]).await;
     let _a = Participant::join(&server, "full", "a").await;
     let _b = Participant::join(&server, "fine", "b").await;
@@ -176,7 +178,7 @@ async fn a_full_disk_fails_that_recording_only() {
             .expect(StatusCode::CREATED),
     );
 
-    let failed = full.wait_status(&full_id, "failed", WAIT).await;
+    let failed = full.wait_status(&full_id, "failed", 2 * WAIT).await;
     let error = failed["error"].as_str().unwrap();
     assert!(
         error.to_lowercase().contains("space"),
