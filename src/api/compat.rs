@@ -1,7 +1,9 @@
 //! Compatibility routes for existing clients: `/video-calls/{callId}/recording/...`, answering
 //! `{"success", "data", "message"}`. A call id is a room name.
 
-use super::recordings::{caller, control_for, start_for, Action, StartQuery};
+use super::recordings::{
+    caller, control_for, recording_in_room, require_member, start_for, Action, StartQuery,
+};
 use super::{ApiError, AppState};
 use crate::catalog::ListFilter;
 use crate::recording::{RecError, RecordingState, Status};
@@ -94,14 +96,6 @@ pub async fn stop(
     }
 }
 
-/// Recording `id`, if it belongs to `call`.
-async fn of_call(state: &AppState, call: &str, id: &str) -> Result<RecordingState, ApiError> {
-    match state.recordings.get(id).await? {
-        Some(r) if r.room_id == call => Ok(r),
-        _ => Err(RecError::NotFound.into()),
-    }
-}
-
 pub async fn get(
     State(state): State<AppState>,
     Path((call, id)): Path<(String, String)>,
@@ -109,14 +103,8 @@ pub async fn get(
 ) -> Response {
     let result = async {
         let claims = caller(&state, &headers, None)?;
-        if claims.room != call && claims.role != crate::auth::Role::Admin {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "token is for another call",
-            ));
-        }
-        of_call(&state, &call, &id).await
+        require_member(&claims, &call)?;
+        recording_in_room(&state, &call, &id).await
     };
     match result.await {
         Ok(r) => envelope(StatusCode::OK, detail(&r), "Recording found"),
@@ -133,7 +121,7 @@ pub async fn delete(
     let result = async {
         let claims = caller(&state, &headers, None)?;
         super::recordings::require_host(&claims, &call, "delete")?;
-        let recording = of_call(&state, &call, &id).await?;
+        let recording = recording_in_room(&state, &call, &id).await?;
         if recording.status.is_final() {
             state.recordings.delete(&id).await?;
             return Ok(recording);

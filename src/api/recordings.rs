@@ -106,7 +106,7 @@ pub fn require_host(claims: &Claims, room: &str, verb: &str) -> Result<(), ApiEr
 }
 
 /// Anyone in `room`, or admin.
-fn require_member(claims: &Claims, room: &str) -> Result<(), ApiError> {
+pub(super) fn require_member(claims: &Claims, room: &str) -> Result<(), ApiError> {
     if claims.room == room || claims.role == Role::Admin {
         return Ok(());
     }
@@ -152,7 +152,7 @@ pub async fn start(
 }
 
 /// The recording `id` of `room`, as the caller may see it.
-async fn recording_in_room(
+pub(super) async fn recording_in_room(
     state: &AppState,
     room: &str,
     id: &str,
