@@ -215,11 +215,11 @@ fn run_to_eos(pipeline: &gst::Pipeline) -> Result<(), SalvageError> {
     ) {
         match msg.view() {
             gst::MessageView::Eos(_) => return Ok(()),
-            // No stream was found: no EOS will follow.
-            gst::MessageView::Error(e) if tail_error.is_none() && end_streams(pipeline) == 0 => {
-                return Err(SalvageError::Gstreamer(e.error().to_string()));
-            }
+            // With no stream found, no EOS will follow.
             gst::MessageView::Error(e) if tail_error.is_none() => {
+                if end_streams(pipeline) == 0 {
+                    return Err(SalvageError::Gstreamer(e.error().to_string()));
+                }
                 tail_error = Some(e.error().to_string());
             }
             gst::MessageView::Error(e) => {

@@ -48,9 +48,9 @@ async fn salvage(ctx: &Ctx, state: &mut RecordingState) {
     let (files, errors): (Vec<_>, Vec<_>) = found.into_iter().partition(Result::is_ok);
     let files: Vec<FileEntry> = files.into_iter().filter_map(Result::ok).collect();
     let errors: Vec<Unsalvaged> = errors.into_iter().filter_map(Result::err).collect();
+    let described: Vec<String> = errors.iter().map(Unsalvaged::describe).collect();
     if !errors.is_empty() {
-        let described: Vec<String> = errors.iter().map(Unsalvaged::describe).collect();
-        state.set_meta("salvage_errors", described);
+        state.set_meta("salvage_errors", described.clone());
         // The unreadable `.part` files stay for ops; deleting the recording removes them.
         let kept: Vec<String> = errors
             .iter()
@@ -62,7 +62,6 @@ async fn salvage(ctx: &Ctx, state: &mut RecordingState) {
         let why = if errors.is_empty() {
             " (no files were written)".to_string()
         } else {
-            let described: Vec<String> = errors.iter().map(Unsalvaged::describe).collect();
             format!(": {}", described.join("; "))
         };
         state.error = Some(format!(
