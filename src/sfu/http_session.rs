@@ -145,7 +145,7 @@ pub async fn start_whep(
     let viewer_id = viewer.clone();
     tokio::spawn(async move {
         run_whep(&subscriptions, events, cmds).await;
-        subscriptions.iter().for_each(Subscription::stop_feeding);
+        futures::future::join_all(subscriptions.into_iter().map(|sub| sub.close(&peer.pc))).await;
         room_handle.leave(viewer, session_id);
         peer.close().await;
     });

@@ -324,9 +324,8 @@ impl Session {
     }
 
     async fn close(self) {
-        for sub in self.subscriptions.values() {
-            sub.stop_feeding();
-        }
+        let pc = &self.subscriber.pc;
+        futures::future::join_all(self.subscriptions.into_values().map(|sub| sub.close(pc))).await;
         if let Some(publisher) = &self.publisher {
             publisher.peer.close().await;
         }

@@ -10,10 +10,11 @@ use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
+use rtc::statistics::StatsSelector;
 use signaling::protocol::MediaKind;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -27,14 +28,24 @@ const VIDEO_QUEUE: usize = 256;
 const AUDIO_QUEUE: usize = 128;
 /// Pause between looks for RTCP while the sender is not yet bound to a transport.
 const UNBOUND_RETRY: Duration = Duration::from_millis(250);
+/// How long an ending subscription waits for its writer to hand over what is queued.
+const WRITER_DRAIN: Duration = Duration::from_secs(2);
+/// How long an ending subscription waits for the connection's driver to send what was
+/// handed to it, and how often it looks.
+const DRIVER_DRAIN: Duration = Duration::from_secs(2);
+const DRIVER_POLL: Duration = Duration::from_millis(10);
 
 /// A live subscription; [`Subscription::end`] tears it down.
 pub struct Subscription {
     pub track_id: String,
     sender: Arc<dyn RtpSender>,
+    ssrc: u32,
     forwarder: ForwarderHandle,
     consumer_id: u64,
-    tasks: [JoinHandle<()>; 2],
+    /// Packets the writer handed to the connection's driver.
+    handed: Arc<AtomicU64>,
+    writer: JoinHandle<()>,
+    keyframe_relay: JoinHandle<()>,
 }
 
 impl Subscription {
@@ -71,6 +82,7 @@ impl Subscription {
             MediaKind::Audio => AUDIO_QUEUE,
         };
         let (queue, packets) = mpsc::channel(capacity);
+        let handed = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             forwarder: track.forwarder.clone(),
             connected: Arc::clone(&peer.connected),
@@ -79,11 +91,10 @@ impl Subscription {
             ssrc,
             mime,
             payload_type: None,
+            handed: Arc::clone(&handed),
         };
-        let tasks = [
-            tokio::spawn(writer.run(packets)),
-            tokio::spawn(relay_keyframe_requests(local, track.forwarder.clone())),
-        ];
+        let writer = tokio::spawn(writer.run(packets));
+        let keyframe_relay = tokio::spawn(relay_keyframe_requests(local, track.forwarder.clone()));
         let consumer_id = super::next_id();
         track
             .forwarder
@@ -91,29 +102,80 @@ impl Subscription {
         Ok(Self {
             track_id: track.info.track_id.clone(),
             sender,
+            ssrc,
             forwarder: track.forwarder.clone(),
             consumer_id,
-            tasks,
+            handed,
+            writer,
+            keyframe_relay,
         })
     }
 
     /// Stops feeding and removes the sender from `pc` (the caller renegotiates).
-    pub async fn end(self, pc: &Arc<dyn PeerConnection>) {
-        self.stop_feeding();
-        // A write already handed to the driver must be processed before the removal, or the
-        // driver meets a packet for a sender it no longer knows.
-        for task in self.tasks {
-            let _ = task.await;
-        }
+    pub async fn end(mut self, pc: &Arc<dyn PeerConnection>) {
+        self.drain(pc).await;
         let _ = pc.remove_track(&self.sender).await;
     }
 
-    /// Stops feeding without touching the connection (it is closing anyway).
+    /// Stops feeding before `pc` is closed.
+    pub async fn close(mut self, pc: &Arc<dyn PeerConnection>) {
+        self.drain(pc).await;
+    }
+
+    /// Stops feeding; the writer hands over what is queued and ends with the queue.
     pub fn stop_feeding(&self) {
         self.forwarder.remove_consumer(self.consumer_id);
-        for task in &self.tasks {
-            task.abort();
+        self.keyframe_relay.abort();
+    }
+
+    /// Stops feeding and waits (bounded) until `pc` has sent every packet handed to it.
+    ///
+    /// Removing the sender or closing `pc` takes effect at once, while RTP already handed
+    /// to the connection waits in its driver's queue, and the driver logs an error for
+    /// each such packet it meets afterwards. So the writer is let finish (never aborted
+    /// mid-write, so that `handed` is exact) and the caller goes on only once the
+    /// connection's stats count all of it as sent.
+    async fn drain(&mut self, pc: &Arc<dyn PeerConnection>) {
+        self.stop_feeding();
+        if tokio::time::timeout(WRITER_DRAIN, &mut self.writer)
+            .await
+            .is_err()
+        {
+            self.writer.abort();
         }
+        self.await_driver(pc).await;
+    }
+
+    /// Waits (bounded) until `pc` reports every handed packet of this track as sent.
+    async fn await_driver(&self, pc: &Arc<dyn PeerConnection>) {
+        let handed = self.handed.load(Ordering::Acquire);
+        let deadline = tokio::time::Instant::now() + DRIVER_DRAIN;
+        loop {
+            let sent = self.packets_sent(pc).await;
+            if sent >= handed {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    track = %self.track_id,
+                    "giving up on the sender with {} of {handed} handed packets not yet sent",
+                    handed - sent
+                );
+                return;
+            }
+            tokio::time::sleep(DRIVER_POLL).await;
+        }
+    }
+
+    async fn packets_sent(&self, pc: &Arc<dyn PeerConnection>) -> u64 {
+        let report = pc
+            .get_stats(Instant::now(), StatsSelector::Sender(self.sender.id()))
+            .await;
+        report
+            .outbound_rtp_streams()
+            .filter(|s| s.sent_rtp_stream_stats.rtp_stream_stats.ssrc == self.ssrc)
+            .map(|s| s.sent_rtp_stream_stats.packets_sent)
+            .sum()
     }
 }
 
@@ -125,6 +187,7 @@ struct Writer {
     ssrc: u32,
     mime: String,
     payload_type: Option<u8>,
+    handed: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -152,6 +215,7 @@ impl Writer {
             let bytes = packet.payload.len() as u64;
             match self.local.write_rtp(packet).await {
                 Ok(()) => {
+                    self.handed.fetch_add(1, Ordering::Release);
                     METRICS.forwarded_packets.inc();
                     METRICS.forwarded_bytes.inc_by(bytes);
                 }
