@@ -157,9 +157,10 @@ fn remux(
     result
 }
 
-/// `filesrc ! demux`; each audio or video stream the demuxer finds goes through its own queue
-/// to the pad `to(pipeline, stream pad, kind)` returns (streams of other kinds, and streams
-/// it returns `None` for, are left unlinked). Offline, so linking happens in `pad-added`.
+/// `filesrc ! demux`; each audio or video stream the demuxer finds goes through the
+/// multiqueue to the pad `to(pipeline, stream pad, kind)` returns (streams of other kinds, and
+/// streams it returns `None` for, are left unlinked). Offline, so linking happens in
+/// `pad-added`.
 fn demux_pipeline<F>(part: &Path, format: Format, to: F) -> Result<gst::Pipeline, SalvageError>
 where
     F: Fn(&gst::Pipeline, &gst::Pad, TrackKind) -> Option<gst::Pad> + Send + Sync + 'static,
@@ -171,7 +172,8 @@ where
         Format::Webm | Format::Mkv => "matroskademux",
         Format::Mp4 => "qtdemux",
     })?;
-    pipeline.add_many([&src, &demux]).map_err(gerr)?;
+    let queues = stream_queues()?;
+    pipeline.add_many([&src, &demux, &queues]).map_err(gerr)?;
     src.link(&demux).map_err(gerr)?;
     let bin = pipeline.downgrade();
     demux.connect_pad_added(move |_, pad| {
@@ -182,21 +184,36 @@ where
             _ => return,
         };
         if let Some(target) = to(&bin, pad, kind) {
-            link_through_queue(&bin, pad, &target);
+            link_through(&queues, pad, &target);
         }
     });
     Ok(pipeline)
 }
 
-fn link_through_queue(bin: &gst::Pipeline, pad: &gst::Pad, target: &gst::Pad) {
-    let Ok(queue) = make("queue") else { return };
-    if bin.add(&queue).is_err() {
+/// One queue per stream. A file holds its streams interleaved by time, so when one starts
+/// late (a track's video waits for its first keyframe, a camera is turned on minutes into
+/// the call) the demuxer must get past all the earlier media of the others before the late
+/// stream's first buffer reaches the muxer, which waits for every stream. A `queue` with
+/// its 1 s limit blocks the demuxer there for good; a multiqueue lets a queue grow while
+/// another is empty and otherwise holds 5 buffers per stream.
+fn stream_queues() -> Result<gst::Element, SalvageError> {
+    gst::ElementFactory::make("multiqueue")
+        .property("max-size-buffers", 5u32)
+        .property("max-size-bytes", 0u32)
+        .property("max-size-time", 0u64)
+        .build()
+        .map_err(|e| SalvageError::Gstreamer(format!("multiqueue: {e}")))
+}
+
+fn link_through(queues: &gst::Element, pad: &gst::Pad, target: &gst::Pad) {
+    let Some(sink) = queues.request_pad_simple("sink_%u") else {
         return;
-    }
-    let linked = queue.static_pad("src").map(|q| q.link(target).is_ok()) == Some(true)
-        && queue.static_pad("sink").map(|q| pad.link(&q).is_ok()) == Some(true);
-    if linked {
-        let _ = queue.sync_state_with_parent();
+    };
+    let src = sink.iterate_internal_links().next().ok().flatten();
+    if let Some(src) = src {
+        if src.link(target).is_ok() {
+            let _ = pad.link(&sink);
+        }
     }
 }
 
@@ -236,9 +253,9 @@ fn run_to_eos(pipeline: &gst::Pipeline) -> Result<(), SalvageError> {
 /// Sends EOS into every stream's queue; returns how many streams there were.
 fn end_streams(pipeline: &gst::Pipeline) -> usize {
     let mut ended = 0;
-    for q in pipeline.iterate_elements().into_iter().flatten() {
-        if q.factory().is_some_and(|f| f.name() == "queue") {
-            if let Some(pad) = q.static_pad("sink") {
+    for queues in pipeline.iterate_elements().into_iter().flatten() {
+        if queues.factory().is_some_and(|f| f.name() == "multiqueue") {
+            for pad in queues.sink_pads() {
                 pad.send_event(gst::event::Eos::new());
                 ended += 1;
             }

@@ -121,6 +121,50 @@ async fn sigkill_then_salvage_composite_mp4() {
     kill_and_salvage("composite-mp4", &["video:h264", "audio:aac"]).await;
 }
 
+/// A camera turned on 6 s into a track: its video sits in the file after 6 s of audio. The
+/// remuxer needs both streams' first buffers, so salvage must buffer the audio in between
+/// (with a 1 s queue per stream it used to block until its 10-minute timeout).
+#[test]
+fn salvage_handles_a_stream_that_starts_late() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("late.webm");
+    let made = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=12",
+            "-itsoffset",
+            "6",
+        ])
+        .args(["-f", "lavfi", "-i", "testsrc=d=6:s=320x240:r=15"])
+        .args([
+            "-map", "0", "-map", "1", "-c:a", "libopus", "-c:v", "libvpx",
+        ])
+        .args(["-deadline", "realtime", "-b:v", "300k"])
+        .arg(&whole)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // A crash cuts the file short (and leaves no index).
+    let bytes = std::fs::read(&whole).unwrap();
+    let part = dir.path().join("x_late.webm.part");
+    std::fs::write(&part, &bytes[..bytes.len() * 9 / 10]).unwrap();
+
+    let fixed = salvage(&part).unwrap();
+    assert_decodes_cleanly(&fixed);
+    let p = probe(&fixed);
+    p.assert_codecs(&["video:vp8", "audio:opus"]);
+    let video = stream_start(&fixed, "video");
+    assert!(
+        (video - 6.0).abs() < 0.1,
+        "video starts at {video} s, not 6"
+    );
+    assert!((10.0..=12.1).contains(&p.duration), "duration {p:?}");
+}
+
 #[test]
 fn salvage_rejects_garbage_and_keeps_the_part() {
     let dir = tempfile::tempdir().unwrap();

@@ -106,6 +106,22 @@ impl Probe {
 
 /// Where a stream's media ends: the largest `pts + duration` of its packets (ffprobe), in s.
 pub fn stream_end(path: &Path, kind: &str) -> f64 {
+    packet_times(path, kind)
+        .into_iter()
+        .map(|(pts, duration)| pts + duration)
+        .fold(0.0, f64::max)
+}
+
+/// Where a stream's media starts: the smallest pts of its packets (ffprobe), in s.
+pub fn stream_start(path: &Path, kind: &str) -> f64 {
+    packet_times(path, kind)
+        .into_iter()
+        .map(|(pts, _)| pts)
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// `(pts, duration)` of every packet of the first `kind` ("video"/"audio") stream, in s.
+fn packet_times(path: &Path, kind: &str) -> Vec<(f64, f64)> {
     let selector = &kind[..1]; // "v" or "a"
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-select_streams", selector, "-show_packets"])
@@ -122,9 +138,9 @@ pub fn stream_end(path: &Path, kind: &str) -> f64 {
         .lines()
         .filter_map(|l| {
             let mut f = l.split(',').map(|v| v.trim().parse::<f64>().ok());
-            Some(f.next()?? + f.next().flatten().unwrap_or(0.0))
+            Some((f.next()??, f.next().flatten().unwrap_or(0.0)))
         })
-        .fold(0.0, f64::max)
+        .collect()
 }
 
 /// `ffmpeg -v error -i FILE -enc_time_base:v -1 -f null -` must print nothing.
