@@ -153,6 +153,10 @@ async fn tracks_mode_gives_one_file_per_participant() {
             "{who}: duration {} expected {expected}",
             p.duration
         );
+        // c joined after the resume, 5 s into the (pause-free) timeline.
+        let offset = f["start_offset_seconds"].as_f64().unwrap();
+        let expected = if who == "c" { 4.0..=7.0 } else { 0.0..=1.0 };
+        assert!(expected.contains(&offset), "{who}: starts at {offset} s");
         let video = p.stream("video").unwrap();
         assert_eq!((video.width, video.height), (320, 240), "{who}");
         assert_decodes_cleanly(&file);

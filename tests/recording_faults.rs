@@ -85,6 +85,47 @@ async fn sigkill_mid_recording_is_salvaged_on_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salvaged_tracks_files_keep_their_participant_and_start_offset() {
+    let mut server = TestServer::start().await;
+    let _a = Participant::join(&server, "t", "a").await;
+    let host = Host::new(&server, "t");
+    let query = "recording_format=webm&mode=tracks";
+    let id = id_of(&host.start(query).await.expect(StatusCode::CREATED));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _b = Participant::join(&server, "t", "b").await;
+    // Each file's origin is checkpointed within a second of the file being opened.
+    wait_for("both files noted in the catalog", WAIT, || async {
+        let state = host.status(&id).await;
+        state["metadata"]["files_begun"]
+            .as_array()
+            .is_some_and(|f| f.len() == 2)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    server.kill_hard();
+    server.restart().await;
+
+    let state = host.status(&id).await;
+    assert_eq!(state["status"], "completed", "{state}");
+    assert!(state["metadata"].get("files_begun").is_none(), "{state}");
+    let files = state["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{state}");
+    let dir = tempfile::tempdir().unwrap();
+    for (i, f) in files.iter().enumerate() {
+        let who = f["participant"].as_str().expect("participant restored");
+        let offset = f["start_offset_seconds"].as_f64().unwrap();
+        let expected = if who == "b" { 2.5..=8.0 } else { 0.0..=1.0 };
+        assert!(expected.contains(&offset), "{who}: starts at {offset} s");
+        let file = host.download(&id, i, dir.path()).await;
+        probe(&file).assert_codecs(&["video:vp8", "audio:opus"]);
+        assert_decodes_cleanly(&file);
+    }
+    let mut who: Vec<_> = files.iter().map(|f| f["participant"].clone()).collect();
+    who.sort_by_key(|v| v.to_string());
+    assert_eq!(who, ["a", "b"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_with_nothing_to_salvage_fails_the_recording_and_keeps_what_is_unreadable() {
     let mut server = TestServer::start().await;
     // Tracks recordings of rooms whose participant publishes nothing: no file is ever opened.

@@ -46,7 +46,8 @@ async fn salvage(ctx: &Ctx, state: &mut RecordingState) {
     state.set_meta("interrupted", true);
     state.set_meta("stop_reason", "server_restart");
     let (files, errors): (Vec<_>, Vec<_>) = found.into_iter().partition(Result::is_ok);
-    let files: Vec<FileEntry> = files.into_iter().filter_map(Result::ok).collect();
+    let mut files: Vec<FileEntry> = files.into_iter().filter_map(Result::ok).collect();
+    state.restore_origins(&mut files);
     let errors: Vec<Unsalvaged> = errors.into_iter().filter_map(Result::err).collect();
     let described: Vec<String> = errors.iter().map(Unsalvaged::describe).collect();
     if !errors.is_empty() {

@@ -5,7 +5,7 @@
 use super::deliver::deliver;
 use super::fork::Fork;
 use super::manager::ManagerTx;
-use super::state::{FileEntry, RecordingState, Status};
+use super::state::{FileEntry, FileOrigin, RecordingState, Status};
 use super::{Ctx, RecError};
 use crate::metrics::METRICS;
 use crate::sfu::room::{PublishedTrack, RoomEvent, RoomHandle};
@@ -356,7 +356,9 @@ impl Session {
             self.stop(reason).await;
             return Next::Done;
         }
-        if self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+        // A new file is checkpointed at once: a crash salvage needs its participant and offset.
+        let began = self.note_files_begun(&health);
+        if began || self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
             self.last_checkpoint = Instant::now();
             self.ctx.save(&self.state).await;
         }
@@ -392,6 +394,24 @@ impl Session {
         }
         self.tally_participants();
         health
+    }
+
+    /// Notes the origin of every file the pipeline began; true when one is new.
+    fn note_files_begun(&mut self, health: &Health) -> bool {
+        let mut new = false;
+        for file in &health.files {
+            let entry = file_entry(file);
+            let file_name = match entry.file_name.strip_suffix(".part") {
+                Some(name) => name.to_string(),
+                None => entry.file_name,
+            };
+            new |= self.state.note_file_begun(FileOrigin {
+                file_name,
+                participant: entry.participant,
+                start_offset_seconds: entry.start_offset_seconds,
+            });
+        }
+        new
     }
 
     fn count_drops(&mut self, input: &InputStats) {

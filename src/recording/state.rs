@@ -106,6 +106,16 @@ pub struct FileEntry {
     pub start_offset_seconds: f64,
 }
 
+/// Whose a file being written is and where it starts, noted in `metadata.files_begun` while
+/// recording so that a salvage after a crash can restore both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileOrigin {
+    /// The file's final name (without `.part`).
+    pub file_name: String,
+    pub participant: Option<String>,
+    pub start_offset_seconds: f64,
+}
+
 /// A participant seen during the recording, with the packets recorded from them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParticipantEntry {
@@ -209,7 +219,9 @@ impl RecordingState {
     }
 
     /// Records files; the first one also fills the top-level `local_path`/`file_name`.
+    /// They replace the origins noted while recording.
     pub fn set_files(&mut self, files: Vec<FileEntry>) {
+        self.metadata.remove(FILES_BEGUN);
         self.file_size_bytes = files.iter().map(|f| f.size_bytes).sum();
         self.file_name = files.first().map(|f| f.file_name.clone());
         self.local_path = files.first().and_then(|f| f.local_path.clone());
@@ -219,6 +231,37 @@ impl RecordingState {
 
     pub fn set_meta(&mut self, key: &str, value: impl Into<serde_json::Value>) {
         self.metadata.insert(key.into(), value.into());
+    }
+
+    /// The origins noted by [`RecordingState::note_file_begun`].
+    pub fn files_begun(&self) -> Vec<FileOrigin> {
+        self.metadata
+            .get(FILES_BEGUN)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    }
+
+    /// Notes the origin of a file the pipeline began; false when it was already noted.
+    pub fn note_file_begun(&mut self, origin: FileOrigin) -> bool {
+        let mut begun = self.files_begun();
+        if begun.iter().any(|b| b.file_name == origin.file_name) {
+            return false;
+        }
+        begun.push(origin);
+        let value = serde_json::to_value(begun).expect("origins serialize");
+        self.set_meta(FILES_BEGUN, value);
+        true
+    }
+
+    /// Gives salvaged `files` the participant and start offset noted when they began.
+    pub fn restore_origins(&self, files: &mut [FileEntry]) {
+        let begun = self.files_begun();
+        for file in files {
+            if let Some(origin) = begun.iter().find(|o| o.file_name == file.file_name) {
+                file.participant.clone_from(&origin.participant);
+                file.start_offset_seconds = origin.start_offset_seconds;
+            }
+        }
     }
 
     /// The participant entry of `identity`, added when first seen.
@@ -244,6 +287,9 @@ impl RecordingState {
         &mut self.participants[index]
     }
 }
+
+/// The metadata key of the origins of the files being written.
+const FILES_BEGUN: &str = "files_begun";
 
 /// Now as RFC 3339 UTC with milliseconds.
 pub fn now() -> String {
@@ -289,6 +335,44 @@ mod tests {
             assert!(!Status::Cancelled.can_become(next), "{next:?}");
         }
         assert!(Status::Failed.can_become(Status::Processing));
+    }
+
+    #[test]
+    fn noted_origins_survive_a_catalog_round_trip_and_restore_salvaged_files() {
+        let mut s = state();
+        let origin = |name: &str, who: &str, offset: f64| FileOrigin {
+            file_name: name.into(),
+            participant: Some(who.into()),
+            start_offset_seconds: offset,
+        };
+        assert!(s.note_file_begun(origin("r1_a.webm", "a", 0.0)));
+        assert!(s.note_file_begun(origin("r1_b.webm", "b", 3.5)));
+        assert!(!s.note_file_begun(origin("r1_b.webm", "b", 9.0)));
+        let s: RecordingState = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        let file = |name: &str| FileEntry {
+            file_name: name.into(),
+            local_path: None,
+            s3_key: None,
+            participant: None,
+            size_bytes: 1,
+            start_offset_seconds: 0.0,
+        };
+        let mut files = vec![file("r1_b.webm"), file("r1_c.webm")];
+        s.restore_origins(&mut files);
+        assert_eq!(files[0].participant.as_deref(), Some("b"));
+        assert_eq!(files[0].start_offset_seconds, 3.5);
+        assert_eq!(
+            files[1],
+            file("r1_c.webm"),
+            "a file never noted keeps its defaults"
+        );
+        let mut s = s;
+        s.set_files(files);
+        assert!(
+            s.files_begun().is_empty(),
+            "the final files replace the notes"
+        );
+        assert!(!s.metadata.contains_key("files_begun"));
     }
 
     #[test]

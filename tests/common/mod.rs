@@ -61,12 +61,18 @@ impl TestServer {
 
     async fn wait_healthy(&self) {
         let url = format!("{}/healthz", self.base);
-        wait_for("server /healthz", Duration::from_secs(20), || async {
-            reqwest::get(&url)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        })
-        .await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !reqwest::get(&url)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "server not healthy after 20 s; its log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// SIGKILLs the server (no chance to clean up), as a crash would.
