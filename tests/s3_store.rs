@@ -1,10 +1,12 @@
 //! The S3 object store against a real S3-compatible server (moto on 127.0.0.1): single and
 //! multipart uploads checked byte for byte, presigned GETs, delete, the store going down and
-//! coming back, readiness checks and server-side encryption.
+//! coming back, a multipart upload cut mid-part (aborted), readiness checks and server-side
+//! encryption.
 
 mod common;
 
 use capstan::storage::s3::{S3Config, S3Error, S3Store, UploadProgress, UploadReport};
+use common::cutting_proxy::CuttingProxy;
 use common::moto::Moto;
 use rand::{RngCore, SeedableRng};
 use std::path::{Path, PathBuf};
@@ -125,6 +127,42 @@ async fn large_file_goes_up_in_parallel_parts() {
     );
     let body = presigned_get(&store, &key).await.bytes().await.unwrap();
     assert!(body == bytes, "downloaded bytes differ from the file");
+}
+
+/// Every part upload is cut mid-body by a proxy in front of moto (the SDK's own retry too):
+/// the failed multipart upload is aborted, so the store keeps no parts and no object.
+#[tokio::test]
+async fn a_multipart_upload_cut_mid_part_is_aborted() {
+    let moto = moto_with_bucket().await;
+    let upstream = moto.endpoint.trim_start_matches("http://");
+    let proxy = CuttingProxy::start(upstream, MIB).await;
+    let mut cfg = config(&moto);
+    cfg.endpoint = Some(proxy.endpoint.clone());
+    cfg.part_size = 5 * MIB as u64;
+    cfg.multipart_threshold = 8 * MIB as u64;
+    cfg.max_attempts = 1;
+    let proxied = S3Store::new(cfg).expect("valid S3 config");
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_file(dir.path(), "cut.mkv", 12 * MIB);
+    let key = proxied.key_for("cut.mkv");
+
+    let (result, _) = upload(&proxied, &path, &key).await;
+    let error = result.expect_err("every part is cut").to_string();
+    assert!(error.contains("UploadPart"), "{error}");
+    assert!(path.exists(), "the local file survives");
+    // Asked of moto directly: no upload left in progress, no object.
+    let uploads = reqwest::get(format!("{}/{BUCKET}?uploads", moto.endpoint))
+        .await
+        .expect("ListMultipartUploads")
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        uploads.contains("<ListMultipartUploadsResult") && !uploads.contains("<Upload>"),
+        "an upload is left in progress: {uploads}"
+    );
+    let direct = store(&moto, |_| {});
+    assert_eq!(direct.object_size(&key).await.unwrap(), None, "no object");
 }
 
 #[tokio::test]

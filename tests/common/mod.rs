@@ -4,6 +4,7 @@
 
 #[path = "../../pipelines/tests/common/check.rs"]
 pub mod check;
+pub mod cutting_proxy;
 pub mod media;
 pub mod moto;
 pub mod peer;
