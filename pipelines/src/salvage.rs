@@ -198,12 +198,16 @@ where
 /// another is empty and otherwise holds 5 buffers per stream.
 fn stream_queues() -> Result<gst::Element, SalvageError> {
     gst::ElementFactory::make("multiqueue")
+        .name(STREAM_QUEUES)
         .property("max-size-buffers", 5u32)
         .property("max-size-bytes", 0u32)
         .property("max-size-time", 0u64)
         .build()
         .map_err(|e| SalvageError::Gstreamer(format!("multiqueue: {e}")))
 }
+
+/// The name of the [`stream_queues`] element in a salvage pipeline.
+const STREAM_QUEUES: &str = "streams";
 
 fn link_through(queues: &gst::Element, pad: &gst::Pad, target: &gst::Pad) {
     let Some(sink) = queues.request_pad_simple("sink_%u") else {
@@ -252,16 +256,14 @@ fn run_to_eos(pipeline: &gst::Pipeline) -> Result<(), SalvageError> {
 
 /// Sends EOS into every stream's queue; returns how many streams there were.
 fn end_streams(pipeline: &gst::Pipeline) -> usize {
-    let mut ended = 0;
-    for queues in pipeline.iterate_elements().into_iter().flatten() {
-        if queues.factory().is_some_and(|f| f.name() == "multiqueue") {
-            for pad in queues.sink_pads() {
-                pad.send_event(gst::event::Eos::new());
-                ended += 1;
-            }
-        }
+    let pads = pipeline
+        .by_name(STREAM_QUEUES)
+        .map(|queues| queues.sink_pads())
+        .unwrap_or_default();
+    for pad in &pads {
+        pad.send_event(gst::event::Eos::new());
     }
-    ended
+    pads.len()
 }
 
 #[cfg(test)]

@@ -398,20 +398,15 @@ impl Session {
 
     /// Notes the origin of every file the pipeline began; true when one is new.
     fn note_files_begun(&mut self, health: &Health) -> bool {
-        let mut new = false;
-        for file in &health.files {
-            let entry = file_entry(file);
-            let file_name = match entry.file_name.strip_suffix(".part") {
+        let origins = health.files.iter().map(file_entry).map(|entry| FileOrigin {
+            file_name: match entry.file_name.strip_suffix(".part") {
                 Some(name) => name.to_string(),
                 None => entry.file_name,
-            };
-            new |= self.state.note_file_begun(FileOrigin {
-                file_name,
-                participant: entry.participant,
-                start_offset_seconds: entry.start_offset_seconds,
-            });
-        }
-        new
+            },
+            participant: entry.participant,
+            start_offset_seconds: entry.start_offset_seconds,
+        });
+        self.state.note_files_begun(origins)
     }
 
     fn count_drops(&mut self, input: &InputStats) {

@@ -233,7 +233,7 @@ impl RecordingState {
         self.metadata.insert(key.into(), value.into());
     }
 
-    /// The origins noted by [`RecordingState::note_file_begun`].
+    /// The origins noted by [`RecordingState::note_files_begun`].
     pub fn files_begun(&self) -> Vec<FileOrigin> {
         self.metadata
             .get(FILES_BEGUN)
@@ -241,13 +241,18 @@ impl RecordingState {
             .unwrap_or_default()
     }
 
-    /// Notes the origin of a file the pipeline began; false when it was already noted.
-    pub fn note_file_begun(&mut self, origin: FileOrigin) -> bool {
+    /// Notes the origins of files the pipeline began; true when one was not noted yet.
+    pub fn note_files_begun(&mut self, origins: impl IntoIterator<Item = FileOrigin>) -> bool {
         let mut begun = self.files_begun();
-        if begun.iter().any(|b| b.file_name == origin.file_name) {
+        let noted = begun.len();
+        for origin in origins {
+            if !begun.iter().any(|b| b.file_name == origin.file_name) {
+                begun.push(origin);
+            }
+        }
+        if begun.len() == noted {
             return false;
         }
-        begun.push(origin);
         let value = serde_json::to_value(begun).expect("origins serialize");
         self.set_meta(FILES_BEGUN, value);
         true
@@ -345,9 +350,9 @@ mod tests {
             participant: Some(who.into()),
             start_offset_seconds: offset,
         };
-        assert!(s.note_file_begun(origin("r1_a.webm", "a", 0.0)));
-        assert!(s.note_file_begun(origin("r1_b.webm", "b", 3.5)));
-        assert!(!s.note_file_begun(origin("r1_b.webm", "b", 9.0)));
+        assert!(s.note_files_begun([origin("r1_a.webm", "a", 0.0)]));
+        assert!(s.note_files_begun([origin("r1_a.webm", "a", 0.0), origin("r1_b.webm", "b", 3.5)]));
+        assert!(!s.note_files_begun([origin("r1_b.webm", "b", 9.0)]));
         let s: RecordingState = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         let file = |name: &str| FileEntry {
             file_name: name.into(),

@@ -62,18 +62,17 @@ impl TestServer {
 
     async fn wait_healthy(&self) {
         let url = format!("{}/healthz", self.base);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !reqwest::get(&url)
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            assert!(
-                Instant::now() < deadline,
-                "server not healthy after 20 s; its log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let healthy = wait_until(Duration::from_secs(20), || async {
+            reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        assert!(
+            healthy,
+            "server not healthy after 20 s; its log:\n{}",
+            self.log()
+        );
     }
 
     /// SIGKILLs the server (no chance to clean up), as a crash would.
@@ -229,17 +228,29 @@ fn free_port() -> u16 {
 }
 
 /// Polls `check` every 100 ms until it holds; panics with `what` after `timeout`.
-pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    assert!(
+        wait_until(timeout, check).await,
+        "timed out after {timeout:?} waiting for {what}"
+    );
+}
+
+/// Polls `check` every 100 ms until it holds (true) or `timeout` has passed (false).
+pub async fn wait_until<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
     let deadline = Instant::now() + timeout;
     while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        if Instant::now() >= deadline {
+            return false;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    true
 }
