@@ -27,7 +27,7 @@ pub struct AppState {
     pub recordings: Recordings,
 }
 
-/// The recording API (DESIGN §5) and its compatibility routes.
+/// The recording API and its compatibility routes.
 fn recording_routes() -> Router<AppState> {
     use recordings as r;
     Router::new()

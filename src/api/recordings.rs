@@ -1,5 +1,5 @@
-//! The recording API (DESIGN §5): start/stop/pause/resume/cancel, status, lists, download,
-//! delete, upload retry and the pipelines view for ops.
+//! The recording API: start/stop/pause/resume/cancel, status, lists, download, delete, upload
+//! retry and the pipelines view for ops.
 
 use super::error::bearer;
 use super::{ApiError, AppState};

@@ -1,4 +1,4 @@
-//! The recording state object of the API (DESIGN §5) and its forward-only lifecycle.
+//! The recording state object the API returns, and its forward-only lifecycle.
 
 use pipelines::{Format, Layout, Mode, Quality};
 use serde::{Deserialize, Serialize};

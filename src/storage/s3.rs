@@ -1,5 +1,5 @@
-//! The S3 object store that finished recordings are uploaded to (DESIGN §3, "Local spool first,
-//! then upload").
+//! The S3 object store that finished recordings are uploaded to: a recording is written to the
+//! local spool first and uploaded once it is finished.
 //!
 //! The local file stays the source of truth: an upload only counts once `HeadObject` reports the
 //! local file's size. A failed upload is retried whole, with exponential backoff, by
@@ -41,7 +41,8 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(300);
 /// Attempts the SDK makes per request before our own retry loop takes over.
 const SDK_ATTEMPTS: u32 = 2;
 
-/// Where and how recordings are uploaded. Environment names are those of DESIGN §5.
+/// Where and how recordings are uploaded. The `RECORDING_S3_*` variables named below are the
+/// ones existing deployments use (see `src/recording/config.rs`).
 #[derive(Clone)]
 pub struct S3Config {
     /// `RECORDING_S3_BUCKET`.
