@@ -53,6 +53,8 @@ pub enum AuthError {
     Invalid(String),
     #[error("token is for room `{token_room}`, not `{room}`")]
     WrongRoom { token_room: String, room: String },
+    #[error("access token has an empty `sub` (identity)")]
+    EmptyIdentity,
 }
 
 /// Signs and verifies tokens with one HS256 secret.
@@ -98,12 +100,18 @@ impl TokenKeys {
         let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        decode::<Claims>(token, &self.decoding, &validation)
+        let claims = decode::<Claims>(token, &self.decoding, &validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
                 _ => AuthError::Invalid(e.to_string()),
-            })
+            })?;
+        // Identities key room membership: an empty one would be nobody, and its holder would
+        // miss every announcement addressed to the room's participants.
+        if claims.sub.trim().is_empty() {
+            return Err(AuthError::EmptyIdentity);
+        }
+        Ok(claims)
     }
 
     /// Verifies the token and that it grants `room` (admins may enter any room).
@@ -157,6 +165,15 @@ mod tests {
             exp: unix_now().as_secs() - 5,
         });
         assert_eq!(keys.verify(&token), Err(AuthError::Expired));
+    }
+
+    #[test]
+    fn empty_identity_is_refused() {
+        let keys = TokenKeys::new("s");
+        for sub in ["", "  "] {
+            let token = keys.mint("r", sub, "n", Role::Host, Duration::from_secs(60));
+            assert_eq!(keys.verify(&token), Err(AuthError::EmptyIdentity));
+        }
     }
 
     #[test]

@@ -78,7 +78,13 @@ async fn websocket_rejects_bad_tokens_with_401() {
     let server = TestServer::start().await;
     let forged =
         TokenKeys::new("not-the-secret").mint("r", "x", "x", Role::Host, Duration::from_secs(60));
-    for token in ["garbage", forged.as_str(), expired_token("r").as_str()] {
+    let nobody = TokenKeys::new(DEV_SECRET).mint("r", "", "x", Role::Host, Duration::from_secs(60));
+    for token in [
+        "garbage",
+        forged.as_str(),
+        expired_token("r").as_str(),
+        nobody.as_str(),
+    ] {
         let err = connect(&server, token).await.expect_err("refused");
         assert_eq!(http_status(err), 401, "token {token}");
     }
@@ -261,6 +267,13 @@ async fn whip_and_whep_refuse_bad_requests_precisely() {
             sdp.clone(),
             StatusCode::UNAUTHORIZED,
             "token_expired",
+        ),
+        (
+            Some(server.token("h", "", Role::Participant)),
+            "application/sdp",
+            sdp.clone(),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
         ),
         (
             Some(server.token("other", "pub", Role::Participant)),

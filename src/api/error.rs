@@ -31,7 +31,7 @@ impl From<AuthError> for ApiError {
         let (status, code) = match e {
             AuthError::WrongRoom { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             AuthError::Expired => (StatusCode::UNAUTHORIZED, "token_expired"),
-            AuthError::Missing | AuthError::Invalid(_) => {
+            AuthError::Missing | AuthError::Invalid(_) | AuthError::EmptyIdentity => {
                 (StatusCode::UNAUTHORIZED, "unauthorized")
             }
         };
