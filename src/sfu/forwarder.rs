@@ -27,13 +27,13 @@ pub enum ConsumerKind {
     Recorder,
 }
 
-struct Consumer {
-    id: u64,
+pub(super) struct Consumer {
+    pub(super) id: u64,
     queue: ConsumerQueue,
     kind: ConsumerKind,
 }
 
-enum Command {
+pub(super) enum Command {
     AddConsumer(Consumer),
     RemoveConsumer(u64),
     RequestKeyframe,
@@ -63,6 +63,13 @@ impl ForwarderHandle {
     pub fn request_keyframe(&self) {
         let _ = self.commands.send(Command::RequestKeyframe);
     }
+}
+
+/// A handle whose commands the test reads instead of a forwarder task.
+#[cfg(test)]
+pub(super) fn test_handle() -> (ForwarderHandle, mpsc::UnboundedReceiver<Command>) {
+    let (commands, rx) = mpsc::unbounded_channel();
+    (ForwarderHandle { commands }, rx)
 }
 
 /// What the forwarder needs to know about its track.

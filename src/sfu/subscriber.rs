@@ -179,6 +179,15 @@ impl Subscription {
     }
 }
 
+/// A subscription dropped without [`Subscription::end`] or [`Subscription::close`] (its
+/// session's task panicked or was cancelled) still leaves its forwarder and stops its tasks:
+/// the writer ends once the forwarder lets go of its queue.
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.stop_feeding();
+    }
+}
+
 struct Writer {
     forwarder: ForwarderHandle,
     connected: Arc<AtomicBool>,
@@ -237,5 +246,58 @@ async fn relay_keyframe_requests(local: Arc<TrackLocalStaticRTP>, forwarder: For
             Some(_) => {}
             None => tokio::time::sleep(UNBOUND_RETRY).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RtcConfig;
+    use crate::sfu::forwarder::{test_handle, Command};
+    use crate::sfu::peer::PeerFactory;
+    use signaling::protocol::TrackInfo;
+
+    fn alive_tasks() -> usize {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    }
+
+    #[tokio::test]
+    async fn a_dropped_subscription_leaves_its_forwarder_and_ends_its_tasks() {
+        let (peer, _events) = PeerFactory::new(RtcConfig::default())
+            .create()
+            .await
+            .unwrap();
+        let (forwarder, mut commands) = test_handle();
+        let track = PublishedTrack {
+            info: TrackInfo {
+                track_id: "t".into(),
+                stream_id: "s".into(),
+                kind: MediaKind::Video,
+                muted: false,
+            },
+            publisher: "p".into(),
+            forwarder,
+        };
+        let before = alive_tasks();
+        let subscription = Subscription::start(&peer, &track).await.unwrap();
+        let Some(Command::AddConsumer(consumer)) = commands.recv().await else {
+            panic!("the subscription did not register with the forwarder");
+        };
+        assert_eq!(alive_tasks(), before + 2, "writer and keyframe relay");
+        drop(subscription);
+        match tokio::time::timeout(Duration::from_secs(1), commands.recv()).await {
+            Ok(Some(Command::RemoveConsumer(id))) => assert_eq!(id, consumer.id),
+            _ => panic!("a dropped subscription stayed a consumer"),
+        }
+        drop(consumer); // the forwarder lets go of the queue
+        for _ in 0..100 {
+            if alive_tasks() == before {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{} tasks outlived the subscription", alive_tasks() - before);
     }
 }
