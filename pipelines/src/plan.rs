@@ -13,6 +13,18 @@ pub const JITTER_LATENCY_MS: u32 = 200;
 /// One AAC frame (the encoder's priming) at 48 kHz, as a buffer duration.
 const AAC_PRIMING_FRACTION: &str = "1024/48000";
 
+/// How both mixers choose their start: at their first input buffer (the live black/silence
+/// source's, a few ms after PLAYING).
+///
+/// With `zero`, GStreamer 1.22's aggregator may output on a clock timeout before any pad has
+/// a buffer (its base time is stale while the pipeline goes to PLAYING, fixed upstream in
+/// 1.26.2, or the first source buffer is late under load). The first buffer then moves the
+/// output position back to zero while the frame count runs on: the compositor emitted two
+/// frames with PTS 0 (h264parse stripped the second one's PTS and mp4mux failed with "Buffer
+/// has no PTS"), and the audio mixer repeated its first tens of milliseconds (audio late by
+/// that much at the start of a file). With `first` nothing is output before a buffer arrives.
+const MIXER_START: &str = "first";
+
 /// Aggregator (compositor/audiomixer) latency, in nanoseconds.
 pub const MIXER_LATENCY_NS: u64 = 100_000_000;
 /// A tile whose input sent nothing for this long is blanked, in nanoseconds.
@@ -409,7 +421,7 @@ fn video_mixer(spec: &RecordingSpec, codec: VideoCodec) -> MixerPlan {
             "compositor",
             &[
                 ("background", &"black"),
-                ("start-time-selection", &"zero"),
+                ("start-time-selection", &MIXER_START),
                 ("latency", &MIXER_LATENCY_NS),
             ],
         ),
@@ -468,7 +480,7 @@ fn audio_mixer(spec: &RecordingSpec) -> MixerPlan {
     encode.push(queue(2_000_000_000, false));
     let aac = spec.audio_codec() == AudioCodec::Aac;
     let mut mixer_props: Vec<(&'static str, &dyn ToString)> = vec![
-        ("start-time-selection", &"zero"),
+        ("start-time-selection", &MIXER_START),
         ("latency", &MIXER_LATENCY_NS),
     ];
     if aac {
@@ -660,7 +672,10 @@ mod tests {
         assert_eq!(p.branches[0].chain.target, Target::Mixer(TrackKind::Video));
         assert!(factories(&p.mixers[0].encode.elements).contains(&"vp8enc"));
         assert!(factories(&p.mixers[1].encode.elements).contains(&"opusenc"));
-        assert_eq!(p.mixers[0].mixer.prop("start-time-selection"), Some("zero"));
+        assert_eq!(
+            p.mixers[0].mixer.prop("start-time-selection"),
+            Some("first")
+        );
     }
 
     #[test]

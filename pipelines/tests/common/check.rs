@@ -120,6 +120,26 @@ pub fn stream_start(path: &Path, kind: &str) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
+/// Asserts that the packets of the first `kind` stream have strictly increasing timestamps (a
+/// composite encodes without B-frames, so decode order is presentation order): a mixer that
+/// emitted one instant twice shows here as a repeated pts.
+pub fn assert_pts_increasing(path: &Path, kind: &str) {
+    let pts: Vec<f64> = packet_times(path, kind)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert!(!pts.is_empty(), "{}: no {kind} packets", path.display());
+    if let Some(i) = pts.windows(2).position(|w| w[1] <= w[0]) {
+        panic!(
+            "{}: {kind} packet {} has pts {} after {}",
+            path.display(),
+            i + 1,
+            pts[i + 1],
+            pts[i]
+        );
+    }
+}
+
 /// `(pts, duration)` of every packet of the first `kind` ("video"/"audio") stream, in s.
 fn packet_times(path: &Path, kind: &str) -> Vec<(f64, f64)> {
     let selector = &kind[..1]; // "v" or "a"
