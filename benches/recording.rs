@@ -71,7 +71,7 @@ async fn scenario(rooms: usize, publishers: usize, query: Option<&str>, span: Du
     let server = TestServer::start().await;
     let options = MediaOptions {
         probe: Some(Arc::new(LatencyProbe::default())), // count, do not decode
-        audio_level: None,
+        ..Default::default()
     };
     let mut peers = Vec::new();
     let hosts: Vec<Host> = (0..rooms)

@@ -40,7 +40,7 @@ async fn scenario(publishers: usize, subscribers: usize, span: Duration) -> Stri
     let probe = Arc::new(LatencyProbe::default());
     let options = MediaOptions {
         probe: Some(probe.clone()),
-        audio_level: None,
+        ..Default::default()
     };
     let mut peers = Vec::new();
     for i in 0..publishers {

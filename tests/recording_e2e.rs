@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::check::{assert_decodes_cleanly, probe};
-use common::peer::Participant;
+use common::check::{assert_decodes_cleanly, decode, probe};
+use common::peer::{MediaOptions, Participant};
 use common::recording::Host;
 use common::{wait_for, TestServer};
 use reqwest::StatusCode;
@@ -160,6 +160,69 @@ async fn tracks_mode_gives_one_file_per_participant() {
         let video = p.stream("video").unwrap();
         assert_eq!((video.width, video.height), (320, 240), "{who}");
         assert_decodes_cleanly(&file);
+    }
+    server.assert_clean_log();
+}
+
+/// Mean luma of the left and right tile of a two-person grid: cells of rows 1 and 2 (of the
+/// 4x4 grid of cells) in columns 0-1 and 2-3.
+fn tile_lumas(cells: &[f64; 16]) -> [f64; 2] {
+    let tile = |c: usize| (cells[4 + c] + cells[5 + c] + cells[8 + c] + cells[9 + c]) / 4.0;
+    [tile(0), tile(2)]
+}
+
+/// A stop finishes the pipeline with its inputs attached: the last 0.5 s of a grid composite
+/// still shows both participants' tiles as they were mid-recording (detaching first blanked
+/// each tile and re-flowed the grid in the file's last frames).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_composite_shows_every_tile_to_its_last_frame() {
+    let server = TestServer::start().await;
+    let bars = MediaOptions {
+        video_pattern: Some("smpte"),
+        ..Default::default()
+    };
+    let a = Participant::join_with(&server, "r", "a", true, bars.clone()).await;
+    let b = Participant::join_with(&server, "r", "b", true, bars).await;
+    receiving(&a, "b").await;
+    receiving(&b, "a").await;
+    let host = Host::new(&server, "r");
+    let query = "recording_format=webm&quality=low&mode=composite&layout=grid";
+    let started = host.start(query).await.expect(StatusCode::CREATED);
+    let id = started["recording_id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let stopped = host.act(&id, "stop").await.expect(StatusCode::OK);
+    assert_eq!(stopped["status"], "completed", "{stopped}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = host.download(&id, 0, dir.path()).await;
+    let d = decode(&file);
+    let mid: Vec<[f64; 2]> = d
+        .cells
+        .iter()
+        .filter(|(t, _)| (2.0..3.0).contains(t))
+        .map(|(_, c)| tile_lumas(c))
+        .collect();
+    assert!(!mid.is_empty(), "no frames between 2 and 3 s");
+    let end = d.cells.last().expect("frames").0;
+    let last: Vec<(f64, [f64; 2])> = d
+        .cells
+        .iter()
+        .filter(|(t, _)| *t >= end - 0.5)
+        .map(|(t, c)| (*t, tile_lumas(c)))
+        .collect();
+    assert!(last.len() >= 5, "{} frames in the last 0.5 s", last.len());
+    for tile in 0..2 {
+        let typical = mid.iter().map(|l| l[tile]).sum::<f64>() / mid.len() as f64;
+        assert!(
+            typical > 60.0,
+            "tile {tile} is dark mid-recording: {typical:.0}"
+        );
+        for (t, lumas) in &last {
+            assert!(
+                (lumas[tile] - typical).abs() < 20.0,
+                "tile {tile} at {t:.2} s of {end:.2} s: luma {:.0}, mid-recording {typical:.0}",
+                lumas[tile]
+            );
+        }
     }
     server.assert_clean_log();
 }

@@ -273,3 +273,98 @@ async fn a_full_disk_fails_that_recording_only() {
     .await;
     assert!(!server.log().contains("panicked"));
 }
+
+/// Every `.part` file left in `room`'s spool.
+fn part_files(server: &TestServer, room: &str) -> Vec<PathBuf> {
+    let dir = server.data_dir.path().join("recordings").join(room);
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "part"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Asserts the recording is completed with one playable composite of about `secs` and that
+/// no `.part` file is left behind.
+async fn assert_completed_and_playable(server: &TestServer, host: &Host, id: &str, secs: f64) {
+    let state = host.status(id).await;
+    assert_eq!(state["status"], "completed", "{state}");
+    assert_eq!(state["files"].as_array().map(Vec::len), Some(1), "{state}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = host.download(id, 0, dir.path()).await;
+    let p = probe(&file);
+    p.assert_codecs(&["video:vp8", "audio:opus"]);
+    assert!(
+        (secs - 1.5..=secs + 1.0).contains(&p.duration),
+        "{} s of ~{secs}: {state}",
+        p.duration
+    );
+    assert_decodes_cleanly(&file);
+    assert_eq!(part_files(server, &host.room), Vec::<PathBuf>::new());
+}
+
+/// A SIGKILL while a stop is under way: whether it lands before, during or after the
+/// pipeline finishes its files, the restarted server shows a completed, playable recording.
+/// (`processing` used to be committed before the files were final, so a kill in between was
+/// recovered as a completed recording without files, its `.part` orphaned.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_stopping_is_salvaged() {
+    let mut server = TestServer::start().await;
+    for (round, delay_ms) in [0u64, 3, 8, 15].into_iter().enumerate() {
+        let room = format!("stop{round}");
+        let _a = Participant::join(&server, &room, "a").await;
+        let host = Host::new(&server, &room);
+        let query = "recording_format=webm&quality=low&mode=composite";
+        let id = id_of(&host.start(query).await.expect(StatusCode::CREATED));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let url = format!(
+            "{}/api/webrtc/rooms/{room}/recording/{id}/stop",
+            server.base
+        );
+        let token = host.token.clone();
+        let stop = tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .send()
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        server.kill_hard();
+        let _ = stop.await; // answered or cut off: either is fine
+        server.restart().await;
+        assert_completed_and_playable(&server, &host, &id, 3.0).await;
+    }
+    assert!(!server.log().contains("panicked"));
+}
+
+/// A catalog that says `processing` while the spool still holds the recording's `.part` file
+/// (what a crash during a stop left before stops committed `processing` last) is salvaged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_processing_recording_with_part_files_is_salvaged() {
+    let mut server = TestServer::start().await;
+    let _a = Participant::join(&server, "r", "a").await;
+    let host = Host::new(&server, "r");
+    let query = "recording_format=webm&quality=low&mode=composite";
+    let id = id_of(&host.start(query).await.expect(StatusCode::CREATED));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    server.kill_hard();
+    assert_eq!(part_files(&server, "r").len(), 1);
+    let db = rusqlite::Connection::open(server.data_dir.path().join("catalog.sqlite3")).unwrap();
+    let changed = db
+        .execute(
+            "UPDATE recordings SET status = 'processing', \
+             doc = json_set(doc, '$.status', 'processing') WHERE id = ?1",
+            [&id],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(db);
+    server.restart().await;
+    assert_completed_and_playable(&server, &host, &id, 4.0).await;
+    assert_eq!(host.status(&id).await["metadata"]["interrupted"], true);
+}

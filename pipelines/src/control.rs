@@ -414,6 +414,9 @@ impl Control {
                     pad.set_property("zorder", 1u32);
                     pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
                     pad.set_property("max-last-buffer-repeat", TILE_HOLD_NS);
+                    // At stop every input ends before the black background does; without
+                    // this the last frames drew the tiles of ended inputs as empty.
+                    pad.set_property("repeat-after-eos", true);
                 }
                 pad
             }

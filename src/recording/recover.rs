@@ -26,7 +26,7 @@ pub(super) async fn recover(ctx: &Ctx) -> Vec<RecordingState> {
             state.recording_id,
             state.status.as_str()
         );
-        if state.status.is_live() {
+        if state.status.is_live() || unfinished(ctx, &state).await {
             salvage(ctx, &mut state).await;
         }
         if state.status == Status::Processing {
@@ -34,6 +34,27 @@ pub(super) async fn recover(ctx: &Ctx) -> Vec<RecordingState> {
         }
     }
     to_deliver
+}
+
+/// Whether a recording past `recording` still has files its pipeline never finished: a server
+/// whose catalog said `processing` before the files were final (as it did during a stop) left
+/// `.part` files and no file list.
+async fn unfinished(ctx: &Ctx, state: &RecordingState) -> bool {
+    if state.files.is_empty() && !state.files_begun().is_empty() {
+        return true;
+    }
+    let dir = room_dir(&ctx.config.output_dir, &state.room_id);
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+        return false;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&state.recording_id) && name.ends_with(".part") {
+            return true;
+        }
+    }
+    false
 }
 
 /// Turns the `.part` files of an interrupted recording into final files.
@@ -76,7 +97,11 @@ async fn salvage(ctx: &Ctx, state: &mut RecordingState) {
         let _ = state.transition(Status::Recording);
     }
     // Duration: the last checkpoint (at most a few seconds short).
-    ctx.commit(state, Status::Processing, "stopped").await;
+    if state.status == Status::Processing {
+        ctx.save(state).await;
+    } else {
+        ctx.commit(state, Status::Processing, "stopped").await;
+    }
 }
 
 /// A file of the recording that could not be turned into a playable one.

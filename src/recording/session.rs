@@ -456,13 +456,14 @@ impl Session {
     }
 
     /// Stops the pipeline, lists its files and delivers them; returns the resulting state.
+    ///
+    /// The pipeline finishes with every input still attached: removing them first blanked
+    /// each tile and re-flowed the grid in the last frames of a composite. `processing` is
+    /// committed only once the files are final, so a crash during the stop leaves the
+    /// recording live in the catalog and recovery salvages its `.part` files.
     async fn stop(&mut self, reason: &str) -> RecordingState {
         self.refresh();
-        self.unhook();
         self.state.set_meta("stop_reason", reason);
-        self.ctx
-            .commit(&mut self.state, Status::Processing, "stopped")
-            .await;
         let outcome = match self.recorder.stop(STOP_TIMEOUT).await {
             Ok(outcome) => outcome,
             Err(e) => {
@@ -471,8 +472,11 @@ impl Session {
                 return self.state.clone();
             }
         };
+        self.unhook();
         self.finished(outcome);
-        self.ctx.save(&self.state).await;
+        self.ctx
+            .commit(&mut self.state, Status::Processing, "stopped")
+            .await;
         let state = self.state.clone();
         match self.ctx.storage {
             Storage::Local => deliver(&self.ctx, state).await,

@@ -37,11 +37,11 @@ fn launch(description: &str) -> gst::Pipeline {
         .expect("a pipeline")
 }
 
-/// Live RTP of `kind` (VP8 320x240@15 or Opus 48 kHz) delivered to `packets`.
-pub fn rtp_source(kind: MediaKind, packets: mpsc::Sender<rtp::Packet>) -> Pipeline {
+/// Live RTP of `kind` (VP8 320x240@15 of `pattern`, or Opus 48 kHz) delivered to `packets`.
+pub fn rtp_source(kind: MediaKind, pattern: &str, packets: mpsc::Sender<rtp::Packet>) -> Pipeline {
     let description = match kind {
         MediaKind::Video => format!(
-            "videotestsrc is-live=true pattern=ball ! video/x-raw,width={WIDTH},height={HEIGHT},framerate=15/1 \
+            "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={WIDTH},height={HEIGHT},framerate=15/1 \
              ! vp8enc deadline=1 cpu-used=8 keyframe-max-dist=30 target-bitrate=300000 \
              ! rtpvp8pay pt=96 mtu=1150 ! appsink name=sink sync=false"
         ),

@@ -121,6 +121,8 @@ pub struct MediaOptions {
     pub probe: Option<Arc<LatencyProbe>>,
     /// RFC 6464 level (0 loudest .. 127 silence) sent with every audio packet.
     pub audio_level: Option<u8>,
+    /// `videotestsrc` pattern of the published video (`ball`, mostly black, by default).
+    pub video_pattern: Option<&'static str>,
 }
 
 /// Publishes VP8 + Opus tracks fed by GStreamer on `peer`; returns what keeps them running.
@@ -155,7 +157,7 @@ pub async fn publish_test_media(
             .await
             .expect("add track");
         let (tx, mut rx) = mpsc::channel(512);
-        let source = rtp_source(kind, tx);
+        let source = rtp_source(kind, options.video_pattern.unwrap_or("ball"), tx);
         let probe = options.probe.clone();
         let level: Vec<_> = options
             .audio_level
