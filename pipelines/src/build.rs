@@ -126,18 +126,29 @@ pub(crate) fn add_mixer(
     Ok(mixer)
 }
 
+/// A pad probe's answer that discards the buffer or event it was given.
+///
+/// `PadProbeReturn::Drop` makes gstreamer-rs 0.25 unref the item itself and hand GStreamer
+/// 1.22 a NULL, which the core unrefs again: "GStreamer-CRITICAL: gst_mini_object_unref:
+/// assertion 'mini_object != NULL' failed" on every dropped item. `Handled` tells the core
+/// the probe consumed the item, which it did.
+pub(crate) fn discard(info: &mut gst::PadProbeInfo) -> gst::PadProbeReturn {
+    drop(info.data.take());
+    gst::PadProbeReturn::Handled
+}
+
 /// Drops the first `count` buffers entering `element` (the probe runs on a streaming thread).
 fn skip_leading_buffers(element: &gst::Element, count: u32) {
     let pad = element
         .static_pad("sink")
         .expect("encode chain starts with a sink pad");
     let left = std::sync::atomic::AtomicU32::new(count);
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let dropping = left
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             .is_ok();
         if dropping {
-            gst::PadProbeReturn::Drop
+            discard(info)
         } else {
             gst::PadProbeReturn::Remove
         }

@@ -481,7 +481,7 @@ impl Control {
             }
             let _ = tx.send(Msg::Drained(id.clone()));
             if to_mixer && removing.load(Ordering::Acquire) {
-                gst::PadProbeReturn::Drop
+                build::discard(info)
             } else {
                 gst::PadProbeReturn::Ok
             }

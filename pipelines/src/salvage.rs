@@ -143,7 +143,7 @@ fn remux(
         if let Some(end) = end {
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                 match info.buffer().and_then(|b| b.pts()) {
-                    Some(pts) if pts >= end => gst::PadProbeReturn::Drop,
+                    Some(pts) if pts >= end => crate::build::discard(info),
                     _ => gst::PadProbeReturn::Ok,
                 }
             });

@@ -18,8 +18,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Log lines that mean media was silently lost or the server crashed.
-pub const FORBIDDEN_LOG_LINES: &[&str] = &["Failed to send RTP", "panicked", "extension not found"];
+/// Log lines that mean media was silently lost, the server crashed, or GLib/GStreamer caught
+/// a programming error (`GStreamer-CRITICAL **`, `GLib-CRITICAL **`).
+pub const FORBIDDEN_LOG_LINES: &[&str] = &[
+    "Failed to send RTP",
+    "panicked",
+    "extension not found",
+    "-CRITICAL **",
+];
 
 /// A `capstan serve --dev` child process, killed on drop.
 pub struct TestServer {

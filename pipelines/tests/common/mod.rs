@@ -126,6 +126,7 @@ pub async fn add_av(rec: &Recorder, participant: &str, suffix: &str) -> (TrackIn
 }
 
 pub async fn start(spec: RecordingSpec) -> (Recorder, EventStream) {
+    init();
     Recorder::start(spec).await.expect("recorder starts")
 }
 

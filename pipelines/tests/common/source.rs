@@ -30,8 +30,10 @@ pub struct RtpTrack {
     pub clock_rate: u32,
 }
 
-fn init() {
+/// Initialises GStreamer for a test; a GLib or GStreamer CRITICAL aborts it (fails the test).
+pub fn init() {
     gst::init().expect("gstreamer init");
+    gst::glib::log_set_always_fatal(gst::glib::LogLevels::LEVEL_CRITICAL);
 }
 
 /// Runs `desc` (ending in `appsink name=out`) as fast as possible and collects the packets.
