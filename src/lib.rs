@@ -7,6 +7,7 @@ pub mod config;
 pub mod metrics;
 pub mod recording;
 pub mod sfu;
+pub mod signed_url;
 pub mod storage;
 pub mod webhooks;
 
