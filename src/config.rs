@@ -5,6 +5,7 @@ use clap::Args;
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// `capstan serve` flags; each also reads its environment variable.
 #[derive(Debug, Clone, Default, Args)]
@@ -24,6 +25,9 @@ pub struct ServeArgs {
     /// HS256 secret for access tokens (required unless --dev).
     #[arg(long, env = "CAPSTAN_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// How long a signed download URL stays valid (default 5m).
+    #[arg(long, env = "CAPSTAN_DOWNLOAD_URL_TTL")]
+    pub download_url_ttl: Option<String>,
     /// UDP port range for media, e.g. 50000-50199 (default: ephemeral ports).
     #[arg(long, env = "CAPSTAN_RTC_UDP_PORTS")]
     pub rtc_udp_ports: Option<String>,
@@ -51,6 +55,7 @@ struct FileConfig {
     http_addr: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     jwt_secret: Option<String>,
+    download_url_ttl: Option<String>,
     rtc_udp_ports: Option<String>,
     rtc_bind_ips: Option<String>,
     public_ip: Option<IpAddr>,
@@ -67,6 +72,7 @@ pub struct Config {
     pub http_addr: SocketAddr,
     pub data_dir: PathBuf,
     pub jwt_secret: String,
+    pub download_url_ttl: Duration,
     pub rtc: RtcConfig,
     pub max_participants: usize,
     pub recording: RecordingConfig,
@@ -111,6 +117,14 @@ impl Config {
             (_, true) => crate::auth::DEV_SECRET.to_string(),
             _ => return Err("CAPSTAN_JWT_SECRET is required unless --dev is given".into()),
         };
+        let download_url_ttl = match args.download_url_ttl.or(file.download_url_ttl) {
+            Some(text) => humantime::parse_duration(&text)
+                .map_err(|e| format!("CAPSTAN_DOWNLOAD_URL_TTL: invalid duration `{text}`: {e}"))?,
+            None => Duration::from_secs(300),
+        };
+        if download_url_ttl.as_secs() == 0 {
+            return Err("CAPSTAN_DOWNLOAD_URL_TTL must be at least 1s".into());
+        }
         let defaults = RtcConfig::default();
         let rtc = RtcConfig {
             udp_ports: args
@@ -153,6 +167,7 @@ impl Config {
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir,
             jwt_secret,
+            download_url_ttl,
             rtc,
             max_participants,
             recording,
@@ -211,6 +226,24 @@ mod tests {
         assert_eq!(c.jwt_secret, crate::auth::DEV_SECRET);
         assert_eq!(c.rtc, RtcConfig::default());
         assert_eq!(c.max_participants, 16);
+        assert_eq!(c.download_url_ttl, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn download_url_ttl() {
+        let ttl = |text: &str| {
+            Config::resolve(ServeArgs {
+                dev: true,
+                download_url_ttl: Some(text.into()),
+                ..Default::default()
+            })
+            .map(|c| c.download_url_ttl)
+        };
+        assert_eq!(ttl("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(ttl("1m"), Ok(Duration::from_secs(60)));
+        for bad in ["0s", "500ms", "soon"] {
+            assert!(ttl(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -232,7 +265,8 @@ mod tests {
         let path = dir.join("capstan.toml");
         std::fs::write(
             &path,
-            "jwt_secret = \"s\"\nmax_participants = 4\nrtc_bind_ips = \"127.0.0.1\"\n",
+            "jwt_secret = \"s\"\nmax_participants = 4\nrtc_bind_ips = \"127.0.0.1\"\n\
+             download_url_ttl = \"2m\"\n",
         )
         .unwrap();
         let c = Config::resolve(ServeArgs {
@@ -244,5 +278,6 @@ mod tests {
         assert_eq!(c.jwt_secret, "s");
         assert_eq!(c.max_participants, 8);
         assert!(c.rtc.loopback_only());
+        assert_eq!(c.download_url_ttl, Duration::from_secs(120));
     }
 }
