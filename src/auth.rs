@@ -127,7 +127,8 @@ impl TokenKeys {
     }
 }
 
-fn unix_now() -> Duration {
+/// Time since the Unix epoch.
+pub(crate) fn unix_now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()

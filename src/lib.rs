@@ -33,6 +33,7 @@ pub async fn serve(config: config::Config) -> std::io::Result<()> {
     let state = api::AppState {
         sfu,
         keys: auth::TokenKeys::new(&config.jwt_secret),
+        downloads: signed_url::DownloadSigner::new(&config.jwt_secret, config.download_url_ttl),
         config: Arc::new(config),
         recordings: recordings.clone(),
     };

@@ -26,10 +26,7 @@ fn token(room: &str, identity: &str, role: Role, ttl: Duration) -> String {
 }
 
 fn expired_host_token() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = unix_now();
     TokenKeys::new(DEV_SECRET).sign(&capstan::auth::Claims {
         sub: "h".into(),
         name: "h".into(),
@@ -398,6 +395,175 @@ async fn lists_cancel_delete_pipelines_metrics_and_compat_routes() {
     .await
     .expect(StatusCode::OK);
     assert_eq!(deleted["success"], true);
+    server.assert_clean_log();
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// GET `url` with an optional bearer token and Range; status and body bytes.
+async fn get(url: &str, token: Option<&str>, range: Option<&str>) -> (StatusCode, Bytes) {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(range) = range {
+        request = request.header("Range", range);
+    }
+    let response = request.send().await.expect("GET");
+    (response.status(), response.bytes().await.expect("body"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_download_urls_replace_tokens_in_urls() {
+    let server = TestServer::start_with(&[("CAPSTAN_DOWNLOAD_URL_TTL", "3s")]).await;
+    let _a = Participant::join(&server, "r", "a").await;
+    let _b = Participant::join(&server, "r", "b").await;
+    let host = Host::new(&server, "r");
+    let guest = token("r", "g", Role::Participant, Duration::from_secs(600));
+    let api = |path: &str| format!("{}{path}", server.base);
+    let mint = |id: &str, query: &str, token: Option<String>| {
+        let url = api(&format!("/api/webrtc/recordings/{id}/download-url{query}"));
+        async move { call(Method::POST, &url, token.as_deref()).await }
+    };
+
+    // Two tracks recordings (one file per publisher); nothing to sign while one runs.
+    let mut recordings = Vec::new();
+    for _ in 0..2 {
+        let id = id_of(&host.start(TRACKS).await.expect(StatusCode::CREATED));
+        let early = mint(&id, "", Some(guest.clone())).await;
+        assert_eq!(early.status, StatusCode::CONFLICT, "{}", early.body);
+        assert_eq!(early.body["error"], "not_ready");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let done = host.act(&id, "stop").await.expect(StatusCode::OK);
+        assert_eq!(done["files"].as_array().map(Vec::len), Some(2), "{done}");
+        recordings.push(done);
+    }
+    let id = id_of(&recordings[0]);
+    let other = id_of(&recordings[1]);
+    let file = recordings[0]["files"][1]["local_path"].as_str().unwrap();
+    let bytes = std::fs::read(file).expect("recorded file");
+
+    // Minting takes a token that may download the file.
+    let anonymous = mint(&id, "?file=1", None).await;
+    assert_eq!(
+        anonymous.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        anonymous.body
+    );
+    let stranger = token("elsewhere", "s", Role::Host, Duration::from_secs(60));
+    let stranger = mint(&id, "?file=1", Some(stranger)).await;
+    assert_eq!(stranger.status, StatusCode::FORBIDDEN, "{}", stranger.body);
+    let no_file = mint(&id, "?file=2", Some(guest.clone())).await;
+    assert_eq!(no_file.status, StatusCode::NOT_FOUND, "{}", no_file.body);
+    let missing = mint("no-such-id", "", Some(guest.clone())).await;
+    assert_eq!(missing.body["error"], "recording_not_found");
+
+    let minted = mint(&id, "?file=1", Some(guest.clone()))
+        .await
+        .expect(StatusCode::OK);
+    let url = minted["url"].as_str().unwrap().to_string();
+    let prefix = format!("/api/webrtc/recordings/{id}/download?file=1&expires=");
+    assert!(url.starts_with(&prefix) && url.contains("&sig="), "{url}");
+    assert!(!url.contains("token"), "{url}");
+    let expires: u64 = url[prefix.len()..]
+        .split('&')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let expires_at = humantime::parse_rfc3339(minted["expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        expires_at.duration_since(std::time::UNIX_EPOCH).unwrap(),
+        Duration::from_secs(expires),
+        "{minted}"
+    );
+    assert!(
+        (1..=3).contains(&(expires - unix_now())),
+        "3 s TTL: {minted}"
+    );
+
+    // The signed URL alone downloads exactly that file, Range included.
+    let (status, body) = get(&api(&url), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body == bytes, "downloaded bytes differ from the file");
+    let (status, body) = get(&api(&url), None, Some("bytes=0-99")).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert!(body == bytes[..100], "ranged bytes differ from the file");
+
+    // Bound to its recording, file and expiry, and to its signature.
+    let sig_at = url.find("&sig=").unwrap() + "&sig=".len();
+    let flipped = if url.ends_with('0') { '1' } else { '0' };
+    let tampered = [
+        format!("{}{flipped}", &url[..url.len() - 1]),
+        url.replace("file=1", "file=0"),
+        url.replace(&id, &other),
+        url.replace(
+            &format!("expires={expires}"),
+            &format!("expires={}", expires + 3600),
+        ),
+        url[..sig_at - "&sig=".len()].to_string(),
+        format!("{}{}", &url[..sig_at], "zz"),
+    ];
+    for bad in tampered {
+        let refused = call(Method::GET, &api(&bad), None).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::FORBIDDEN,
+            "{bad}: {}",
+            refused.body
+        );
+        assert_eq!(refused.body["error"], "invalid_signature", "{bad}");
+    }
+
+    // Access tokens in URLs are refused, even valid ones and even beside a signature.
+    for query in [
+        format!("token={guest}"),
+        format!("{}&token={guest}", &url[url.find('?').unwrap() + 1..]),
+    ] {
+        let refused = call(
+            Method::GET,
+            &api(&format!("/api/webrtc/recordings/{id}/download?{query}")),
+            None,
+        )
+        .await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+        assert_eq!(refused.body["error"], "token_in_url");
+        assert!(refused.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("signed URL"));
+    }
+    let bare = call(
+        Method::GET,
+        &api(&format!("/api/webrtc/recordings/{id}/download")),
+        None,
+    )
+    .await;
+    assert_eq!(bare.status, StatusCode::UNAUTHORIZED, "{}", bare.body);
+
+    // The Authorization header still works on its own.
+    let header_url = api(&format!("/api/webrtc/recordings/{id}/download?file=1"));
+    let (status, body) = get(&header_url, Some(&guest), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body == bytes, "downloaded bytes differ from the file");
+
+    // Past its expiry the URL is refused, and says why.
+    let wait = Duration::from_secs(expires).saturating_sub(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap(),
+    );
+    tokio::time::sleep(wait + Duration::from_millis(100)).await;
+    let expired = call(Method::GET, &api(&url), None).await;
+    assert_eq!(expired.status, StatusCode::UNAUTHORIZED, "{}", expired.body);
+    assert_eq!(expired.body["error"], "url_expired");
     server.assert_clean_log();
 }
 

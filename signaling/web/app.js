@@ -907,20 +907,38 @@
       return h('div', { class: 'r-details' }, `Upload ${upload.state}${upload.percent != null ? ` ${Math.round(upload.percent)}%` : ''}`);
     }
 
-    /** One link per file, for recordings the server lets us download (as it decides it). */
+    /** One link per file, for recordings the server lets us download (as it decides it). Links
+     *  carry no token: a click asks for a short-lived signed URL and downloads from that. */
     function downloadLinks(r) {
       const downloadable = r.status === 'completed' || (r.status === 'failed' && r.files.length > 0);
       if (!downloadable) return null;
+      const path = `/api/webrtc/recordings/${encodeURIComponent(r.recording_id)}`;
       const links = r.files.map((f, i) => {
         const who = f.participant && (r.participants.find((p) => p.identity === f.participant)?.name || f.participant);
-        const q = new URLSearchParams({ token: S.token, file: String(i) });
+        const onclick = (e) => {
+          e.preventDefault();
+          downloadSigned(`${path}/download-url?file=${i}`, f.file_name);
+        };
         return h(
           'a',
-          { class: 'download', href: `/api/webrtc/recordings/${encodeURIComponent(r.recording_id)}/download?${q}`, download: f.file_name, title: f.file_name },
+          { class: 'download', href: `${path}/download?file=${i}`, download: f.file_name, title: f.file_name, onclick },
           `Download${who ? ` ${who}` : ''} (${formatBytes(f.size_bytes)})`,
         );
       });
       return h('div', { class: 'r-files' }, ...links);
+    }
+
+    /** Mints a signed URL (the token goes in the Authorization header) and downloads from it. */
+    async function downloadSigned(mintPath, fileName) {
+      try {
+        const { url } = await api('POST', mintPath);
+        const link = h('a', { href: url, download: fileName, hidden: true });
+        document.body.append(link);
+        link.click();
+        link.remove();
+      } catch (e) {
+        toast(`Cannot download: ${e.message}`);
+      }
     }
 
     // ----- debug hook for tests ----------------------------------------------------------

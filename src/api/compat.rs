@@ -59,7 +59,7 @@ pub async fn start(
     headers: HeaderMap,
 ) -> Response {
     let result = async {
-        let claims = caller(&state, &headers, None)?;
+        let claims = caller(&state, &headers)?;
         start_for(&state, &claims, &call, &query).await
     };
     match result.await {
@@ -75,7 +75,7 @@ pub async fn stop(
     headers: HeaderMap,
 ) -> Response {
     let result = async {
-        let claims = caller(&state, &headers, None)?;
+        let claims = caller(&state, &headers)?;
         super::recordings::require_host(&claims, &call, "stop")?;
         let filter = ListFilter {
             room: Some(call.clone()),
@@ -102,7 +102,7 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Response {
     let result = async {
-        let claims = caller(&state, &headers, None)?;
+        let claims = caller(&state, &headers)?;
         require_member(&claims, &call)?;
         recording_in_room(&state, &call, &id).await
     };
@@ -119,7 +119,7 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Response {
     let result = async {
-        let claims = caller(&state, &headers, None)?;
+        let claims = caller(&state, &headers)?;
         super::recordings::require_host(&claims, &call, "delete")?;
         let recording = recording_in_room(&state, &call, &id).await?;
         if recording.status.is_final() {

@@ -1,6 +1,7 @@
 //! JSON errors: `{"error": code, "message": text}` with a fitting status.
 
 use crate::auth::AuthError;
+use crate::signed_url::UrlError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -34,6 +35,17 @@ impl From<AuthError> for ApiError {
             AuthError::Missing | AuthError::Invalid(_) | AuthError::EmptyIdentity => {
                 (StatusCode::UNAUTHORIZED, "unauthorized")
             }
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl From<UrlError> for ApiError {
+    fn from(e: UrlError) -> Self {
+        let (status, code) = match e {
+            UrlError::Expired => (StatusCode::UNAUTHORIZED, "url_expired"),
+            UrlError::BadSignature => (StatusCode::FORBIDDEN, "invalid_signature"),
+            UrlError::TokenInUrl => (StatusCode::UNAUTHORIZED, "token_in_url"),
         };
         Self::new(status, code, e.to_string())
     }

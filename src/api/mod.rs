@@ -14,6 +14,7 @@ use crate::auth::TokenKeys;
 use crate::config::Config;
 use crate::recording::Recordings;
 use crate::sfu::Sfu;
+use crate::signed_url::DownloadSigner;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 pub struct AppState {
     pub sfu: Sfu,
     pub keys: TokenKeys,
+    pub downloads: DownloadSigner,
     pub config: Arc<Config>,
     pub recordings: Recordings,
 }
@@ -48,6 +50,10 @@ fn recording_routes() -> Router<AppState> {
         .route("/api/webrtc/recordings", get(r::own_list))
         .route("/api/webrtc/recordings/{id}", delete(r::delete))
         .route("/api/webrtc/recordings/{id}/download", get(r::download))
+        .route(
+            "/api/webrtc/recordings/{id}/download-url",
+            post(r::download_url),
+        )
         .route("/api/webrtc/recordings/{id}/upload", post(r::retry_upload))
         .route("/api/webrtc/pipelines", get(r::pipelines))
         .route("/video-calls/{call}/recording/start", post(compat::start))

@@ -3,17 +3,19 @@
 
 use super::error::bearer;
 use super::{ApiError, AppState};
-use crate::auth::{AuthError, Claims, Role};
+use crate::auth::{unix_now, AuthError, Claims, Role};
 use crate::catalog::ListFilter;
+use crate::recording::state::FileEntry;
 use crate::recording::{RecError, RecordingParams, RecordingState, Status};
+use crate::signed_url::{Signature, UrlError};
 use crate::storage::Storage;
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
-use serde::Deserialize;
-use std::time::Duration;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, UNIX_EPOCH};
 use tower::ServiceExt;
 
 pub use crate::recording::Action;
@@ -79,17 +81,9 @@ impl StartQuery {
     }
 }
 
-/// The caller's claims; the token may come from `Authorization` or `?token=` (download links).
-pub fn caller(
-    state: &AppState,
-    headers: &HeaderMap,
-    token: Option<&str>,
-) -> Result<Claims, ApiError> {
-    let token = match bearer(headers) {
-        Ok(t) => t,
-        Err(e) => token.filter(|t| !t.is_empty()).ok_or(e)?,
-    };
-    Ok(state.keys.verify(token)?)
+/// The caller's claims, from the `Authorization` header.
+pub fn caller(state: &AppState, headers: &HeaderMap) -> Result<Claims, ApiError> {
+    Ok(state.keys.verify(bearer(headers)?)?)
 }
 
 /// Host of `room`, or admin.
@@ -146,7 +140,7 @@ pub async fn start(
     Query(query): Query<StartQuery>,
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<RecordingState>), ApiError> {
-    let claims = caller(&state, &headers, None)?;
+    let claims = caller(&state, &headers)?;
     let recording = start_for(&state, &claims, &room, &query).await?;
     Ok((StatusCode::CREATED, Json(recording)))
 }
@@ -193,7 +187,7 @@ pub async fn control(
         "resume" => Action::Resume,
         _ => return Err(ApiError::not_found(format!("no such action `{verb}`"))),
     };
-    let claims = caller(&state, &headers, None)?;
+    let claims = caller(&state, &headers)?;
     Ok(Json(
         control_for(&state, &claims, &room, &id, action).await?,
     ))
@@ -205,7 +199,7 @@ pub async fn cancel_or_delete(
     Path((room, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let claims = caller(&state, &headers, None)?;
+    let claims = caller(&state, &headers)?;
     require_host(&claims, &room, "cancel")?;
     let recording = recording_in_room(&state, &room, &id).await?;
     if recording.status.is_final() {
@@ -220,7 +214,7 @@ pub async fn status(
     Path((room, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<RecordingState>, ApiError> {
-    let claims = caller(&state, &headers, None)?;
+    let claims = caller(&state, &headers)?;
     require_member(&claims, &room)?;
     Ok(Json(recording_in_room(&state, &room, &id).await?))
 }
@@ -252,7 +246,7 @@ pub async fn room_list(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<RecordingState>>, ApiError> {
-    let claims = caller(&state, &headers, None)?;
+    let claims = caller(&state, &headers)?;
     require_member(&claims, &room)?;
     let filter = ListFilter {
         room: Some(room),
@@ -268,7 +262,7 @@ pub async fn own_list(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<RecordingState>>, ApiError> {
-    let claims = caller(&state, &headers, None)?;
+    let claims = caller(&state, &headers)?;
     let filter = ListFilter {
         user: (claims.role != Role::Admin).then(|| claims.sub.clone()),
         status: status_filter(&q)?,
@@ -278,23 +272,31 @@ pub async fn own_list(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct DownloadQuery {
-    token: Option<String>,
+pub struct FileQuery {
     /// Which file (tracks mode has one per participant); default the first.
     file: Option<usize>,
 }
 
-/// Serves the file with Range support, or redirects to a presigned URL for S3.
-pub async fn download(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<DownloadQuery>,
-    headers: HeaderMap,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let claims = caller(&state, &headers, q.token.as_deref())?;
-    let recording = state.recordings.get(&id).await?.ok_or(RecError::NotFound)?;
-    require_member(&claims, &recording.room_id)?;
+#[derive(Debug, Deserialize)]
+pub struct DownloadQuery {
+    /// Which file; default the first.
+    file: Option<usize>,
+    /// Expiry (Unix seconds) and signature of a URL from `POST .../download-url`.
+    expires: Option<u64>,
+    sig: Option<String>,
+    /// Refused: access tokens do not belong in URLs.
+    token: Option<String>,
+}
+
+/// Recording `id`, if the caller may read its room.
+async fn readable(state: &AppState, claims: &Claims, id: &str) -> Result<RecordingState, ApiError> {
+    let recording = state.recordings.get(id).await?.ok_or(RecError::NotFound)?;
+    require_member(claims, &recording.room_id)?;
+    Ok(recording)
+}
+
+/// File `index` of `recording`, once the recording has files to download.
+fn downloadable_file(recording: &RecordingState, index: usize) -> Result<&FileEntry, ApiError> {
     let downloadable = recording.status == Status::Completed
         || (recording.status == Status::Failed && !recording.files.is_empty());
     if !downloadable {
@@ -307,13 +309,71 @@ pub async fn download(
             ),
         ));
     }
-    let index = q.file.unwrap_or(0);
-    let file = recording.files.get(index).ok_or_else(|| {
+    recording.files.get(index).ok_or_else(|| {
         ApiError::not_found(format!(
             "Recording has {} files; no file {index}",
             recording.files.len()
         ))
-    })?;
+    })
+}
+
+/// Answer of `POST .../download-url`.
+#[derive(Debug, Serialize)]
+pub struct DownloadUrl {
+    /// Relative to the server: `/api/webrtc/recordings/{id}/download?file=N&expires=..&sig=..`.
+    url: String,
+    /// RFC 3339; the URL is refused from this second on.
+    expires_at: String,
+}
+
+/// `POST /api/webrtc/recordings/{id}/download-url`: a short-lived signed URL for whoever may
+/// download the file with their token.
+pub async fn download_url(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<FileQuery>,
+    headers: HeaderMap,
+) -> Result<Json<DownloadUrl>, ApiError> {
+    let claims = caller(&state, &headers)?;
+    let recording = readable(&state, &claims, &id).await?;
+    let index = q.file.unwrap_or(0);
+    downloadable_file(&recording, index)?;
+    let id = &recording.recording_id;
+    let Signature { expires, sig } = state.downloads.sign(id, index, unix_now().as_secs());
+    let expires_at = UNIX_EPOCH + Duration::from_secs(expires);
+    Ok(Json(DownloadUrl {
+        url: format!(
+            "/api/webrtc/recordings/{id}/download?file={index}&expires={expires}&sig={sig}"
+        ),
+        expires_at: humantime::format_rfc3339_seconds(expires_at).to_string(),
+    }))
+}
+
+/// Serves the file with Range support, or redirects to a presigned URL for S3. Authorized by
+/// the `Authorization` header or by a signed URL for exactly this recording and file.
+pub async fn download(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<DownloadQuery>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<Response, ApiError> {
+    if q.token.is_some() {
+        return Err(UrlError::TokenInUrl.into());
+    }
+    let index = q.file.unwrap_or(0);
+    let signed = q.expires.is_some() || q.sig.is_some();
+    let recording = if signed && bearer(&headers).is_err() {
+        let (Some(expires), Some(sig)) = (q.expires, q.sig.as_deref()) else {
+            return Err(UrlError::BadSignature.into());
+        };
+        let now = unix_now().as_secs();
+        state.downloads.verify(&id, index, expires, sig, now)?;
+        state.recordings.get(&id).await?.ok_or(RecError::NotFound)?
+    } else {
+        readable(&state, &caller(&state, &headers)?, &id).await?
+    };
+    let file = downloadable_file(&recording, index)?;
     if let Some(path) = &file.local_path {
         return serve_file(path, &file.file_name, request).await;
     }
@@ -354,7 +414,7 @@ pub async fn delete(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let claims = caller(&state, &headers, None)?;
+    let claims = caller(&state, &headers)?;
     let recording = state.recordings.get(&id).await?.ok_or(RecError::NotFound)?;
     require_host(&claims, &recording.room_id, "delete a")?;
     state.recordings.delete(&id).await?;
@@ -367,7 +427,7 @@ pub async fn retry_upload(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<RecordingState>, ApiError> {
-    let claims = caller(&state, &headers, None)?;
+    let claims = caller(&state, &headers)?;
     let recording = state.recordings.get(&id).await?.ok_or(RecError::NotFound)?;
     require_host(&claims, &recording.room_id, "upload a")?;
     Ok(Json(state.recordings.retry_upload(&id).await?))
@@ -378,7 +438,7 @@ pub async fn pipelines(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let claims = caller(&state, &headers, None)?;
+    let claims = caller(&state, &headers)?;
     if claims.role != Role::Admin {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -1,7 +1,8 @@
 // End-to-end test of recording from the call UI: the host records the room for 15 s from the
-// toolbar; both pages show the indicator and then the finished recording with a download link,
-// whose file ffprobe checks (VP8 + Opus WebM, 720p, of the right duration). Then the host
-// starts a second recording and discards it: both pages list it as cancelled.
+// toolbar; both pages show the indicator and then the finished recording with a download link.
+// The link carries no token: clicking it mints a signed URL, which the browser downloads from;
+// ffprobe checks the file (VP8 + Opus WebM, 720p, of the right duration). Then the host starts
+// a second recording and discards it: both pages list it as cancelled.
 //
 //   cd tests/browser && npm ci && node --test record.test.mjs
 //
@@ -10,32 +11,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { assertClean, dumpDiagnostics, openPage, phase, setup, sleep, teardown, waitForRemoteVideo } from './harness.mjs';
 
 const FFPROBE = process.env.FFPROBE || 'ffprobe';
 const RECORD_MS = 15_000;
-
-/** Downloads `url` into `file` (no keep-alive, bounded); returns the response headers. */
-function download(url, file) {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false, timeout: 10_000 }, (res) => {
-      if (res.statusCode !== 200) {
-        res.resume();
-        reject(new Error(`GET ${url}: HTTP ${res.statusCode}`));
-        return;
-      }
-      pipeline(res, createWriteStream(file)).then(() => resolve(res.headers), reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${url}: timed out`)));
-    req.on('error', reject);
-  });
-}
 
 function ffprobe(file) {
   return new Promise((resolve, reject) => {
@@ -122,10 +104,20 @@ test('the host records the call; everyone sees it and can download a playable We
     assert.deepEqual(ids[1], ids[0], 'both pages list the same recording');
     assert.equal(await guest.locator(completedLink).count(), 1, 'one download link');
 
-    // The participant's link downloads a WebM with VP8 video and Opus audio lasting ~15 s.
+    // The participant's link carries no token; clicking it mints a signed URL, and the browser
+    // downloads from that a WebM with VP8 video and Opus audio lasting ~15 s.
     const href = await guest.$eval(completedLink, (a) => a.href);
+    assert.doesNotMatch(href, /token=|eyJ/, 'the download link carries no token');
+    const [download] = await Promise.all([
+      guest.waitForEvent('download', { timeout: 15_000 }),
+      guest.click(completedLink, { timeout: 5000 }),
+    ]);
+    const followed = download.url();
+    assert.doesNotMatch(followed, /token=|eyJ/, 'the followed URL carries no token');
+    assert.match(followed, /\/download\?file=0&expires=\d+&sig=[0-9a-f]{64}$/, `a signed URL: ${followed}`);
+    assert.equal(await download.failure(), null, `download of ${followed}`);
     const file = path.join(tmp, 'recording.webm');
-    await download(href, file);
+    await download.saveAs(file);
     const probe = await ffprobe(file);
     phase('downloaded and probed');
     const what = JSON.stringify({ format: probe.format, streams: probe.streams.map((s) => [s.codec_type, s.codec_name, s.duration]) });
