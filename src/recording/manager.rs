@@ -37,6 +37,12 @@ enum ManagerCmd {
 pub(super) struct ManagerTx(mpsc::UnboundedSender<ManagerCmd>);
 
 impl ManagerTx {
+    /// A handle whose messages nobody reads (session tests).
+    #[cfg(test)]
+    pub(super) fn detached() -> Self {
+        Self(mpsc::unbounded_channel().0)
+    }
+
     pub(super) fn ended(&self, id: &str) {
         let _ = self.0.send(ManagerCmd::Ended(id.into()));
     }

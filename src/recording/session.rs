@@ -89,13 +89,17 @@ async fn start(
     ctx.save(&state).await;
     let id = state.recording_id.clone();
     let (room_tx, room_rx) = mpsc::unbounded_channel();
-    let started = match open(&request).await {
-        Ok(started) => room
-            .attach(room_tx)
-            .await
-            .map(|snap| (started, snap))
-            .ok_or_else(|| RecError::RoomNotFound(state.room_id.clone())),
-        Err(e) => Err(e),
+    // Attach before the pipeline exists: when the room is gone there is nothing to undo. (A
+    // recorder started first was dropped, and the file it finished was never catalogued.)
+    let started = match room.attach(room_tx).await {
+        None => Err(RecError::RoomNotFound(state.room_id.clone())),
+        Some(snapshot) => match open(&request).await {
+            Ok(started) => Ok((started, snapshot)),
+            Err(e) => {
+                room.detach();
+                Err(e)
+            }
+        },
     };
     let ((recorder, events), snapshot) = match started {
         Ok(s) => s,
@@ -542,5 +546,64 @@ pub(super) fn file_entry(f: &pipelines::OutputFile) -> FileEntry {
         participant: f.participant.clone(),
         size_bytes: f.bytes,
         start_offset_seconds: f.start_offset.as_secs_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::SqliteCatalog;
+    use crate::config::RtcConfig;
+    use crate::recording::config::RecordingArgs;
+    use crate::recording::state::RecordingParams;
+    use crate::recording::Notifier;
+    use crate::sfu::peer::PeerFactory;
+    use crate::sfu::Sfu;
+    use crate::webhooks::Webhooks;
+    use pipelines::{Format, Layout, Mode, Quality};
+
+    #[tokio::test]
+    async fn a_room_gone_before_attach_starts_no_pipeline() {
+        let data = tempfile::tempdir().unwrap();
+        let config = RecordingArgs::default().resolve(data.path()).unwrap();
+        let webhooks = Webhooks::new(config.webhooks.clone());
+        let ctx = Ctx {
+            catalog: Arc::new(SqliteCatalog::open(&data.path().join("c.sqlite3")).unwrap()),
+            config: Arc::new(config),
+            storage: Storage::Local,
+            notifier: Notifier::new(
+                Sfu::start(PeerFactory::new(RtcConfig::default()), 4),
+                webhooks,
+            ),
+        };
+        let params = RecordingParams {
+            format: Format::Webm,
+            quality: Quality::Low,
+            mode: Mode::Composite,
+            layout: Layout::Grid,
+        };
+        let state = RecordingState::new("rec1".into(), "gone", "host", params, "local");
+        let request = request(&ctx, &state).unwrap();
+        let (reply, answer) = oneshot::channel();
+        spawn(
+            ctx.clone(),
+            state,
+            request,
+            RoomHandle::closed(),
+            ManagerTx::detached(),
+            reply,
+        );
+        let answer = answer.await.unwrap();
+        assert!(
+            matches!(answer, Err(RecError::RoomNotFound(_))),
+            "{answer:?}"
+        );
+        let spool = room_dir(&ctx.config.output_dir, "gone");
+        let files: Vec<_> = std::fs::read_dir(&spool)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(files.is_empty(), "a pipeline wrote {files:?}");
+        let saved = ctx.catalog.get("rec1").await.unwrap().unwrap();
+        assert_eq!(saved.status, Status::Failed);
     }
 }

@@ -117,6 +117,13 @@ pub struct RoomHandle {
 }
 
 impl RoomHandle {
+    /// A handle to a room that has already ended.
+    #[cfg(test)]
+    pub(crate) fn closed() -> Self {
+        let (tx, _) = mpsc::unbounded_channel();
+        Self { tx }
+    }
+
     pub fn leave(&self, identity: String, session_id: u64) {
         let _ = self.tx.send(RoomCmd::Leave {
             identity,
