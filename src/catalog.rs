@@ -196,7 +196,7 @@ mod tests {
             mode: Mode::Composite,
             layout: Layout::Grid,
         };
-        RecordingState::new(id.into(), room, user, p, "local")
+        RecordingState::new(id.into(), room, user, p, crate::storage::Backend::Local)
     }
 
     #[tokio::test]

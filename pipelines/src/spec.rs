@@ -360,6 +360,17 @@ macro_rules! parse_enum {
                 f.write_str(text)
             }
         }
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
     };
 }
 
@@ -439,6 +450,16 @@ mod tests {
             "avi".parse::<Format>(),
             Err(SpecError::Unknown { what: "format", .. })
         ));
+    }
+
+    #[test]
+    fn serde_uses_the_same_names() {
+        assert_eq!(serde_json::to_value(Format::Mkv).unwrap(), "mkv");
+        assert_eq!(serde_json::to_value(Mode::Tracks).unwrap(), "tracks");
+        let quality: Quality = serde_json::from_value("ultra".into()).unwrap();
+        assert_eq!(quality, Quality::Ultra);
+        let layout: Result<Layout, _> = serde_json::from_value("mosaic".into());
+        assert!(layout.unwrap_err().to_string().contains("mosaic"));
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
         "data_dir": "writable",
         "spool": "writable",
         "gstreamer": "ok",
-        "storage": storage.name(),
+        "storage": storage.backend(),
     })))
 }
 

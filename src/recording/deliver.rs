@@ -3,12 +3,11 @@
 //! the store confirmed it with the right size. A permanent failure marks the recording
 //! `failed` with the reason and keeps every local file for `POST .../upload`.
 
-use super::state::{RecordingState, Status};
-use super::Ctx;
+use super::state::{RecordingState, Status, Upload, UploadPhase};
+use super::{Ctx, RecordingEvent};
 use crate::metrics::METRICS;
 use crate::storage::s3::{S3Store, UploadProgress};
 use crate::storage::{remove_local, Storage};
-use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -19,21 +18,26 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 /// Takes a `processing` recording to `completed` or `failed`; returns the final state.
 pub(super) async fn deliver(ctx: &Ctx, mut state: RecordingState) -> RecordingState {
     match &ctx.storage {
-        Storage::Local => ctx.commit(&mut state, Status::Completed, "completed").await,
+        Storage::Local => {
+            ctx.commit(&mut state, Status::Completed, RecordingEvent::Completed)
+                .await
+        }
         Storage::S3(store) => match upload_all(ctx, store, &mut state).await {
             Ok(()) => {
                 state.error = None;
-                ctx.commit(&mut state, Status::Completed, "completed").await;
+                ctx.commit(&mut state, Status::Completed, RecordingEvent::Completed)
+                    .await;
             }
             Err(e) => {
                 METRICS.upload_failures.inc();
                 tracing::warn!("recording {}: {e}", state.recording_id);
-                set_upload(&mut state, "failed", None, Some(&e));
+                set_upload(&mut state, UploadPhase::Failed, None, Some(&e));
                 state.error = Some(format!(
                     "{e}; the local files are kept: POST /api/webrtc/recordings/{}/upload retries",
                     state.recording_id
                 ));
-                ctx.commit(&mut state, Status::Failed, "failed").await;
+                ctx.commit(&mut state, Status::Failed, RecordingEvent::Failed)
+                    .await;
             }
         },
     }
@@ -62,7 +66,7 @@ async fn upload_all(ctx: &Ctx, store: &S3Store, state: &mut RecordingState) -> R
             tracing::warn!("cannot remove uploaded spool file {local}: {e}");
         }
     }
-    set_upload(state, "completed", Some((total, total, 0)), None);
+    set_upload(state, UploadPhase::Completed, Some((total, total, 0)), None);
     Ok(())
 }
 
@@ -93,7 +97,7 @@ async fn upload_one(
                 }
                 let progress = rx.borrow_and_update().clone();
                 if let Some(p) = progress {
-                    let phase = if p.last_error.is_some() { "retrying" } else { "uploading" };
+                    let phase = if p.last_error.is_some() { UploadPhase::Retrying } else { UploadPhase::Uploading };
                     set_upload(state, phase, Some((done + p.uploaded, total, p.attempt)), p.last_error.as_deref());
                     if last_save.elapsed() >= PROGRESS_EVERY || p.last_error.is_some() {
                         last_save = Instant::now();
@@ -105,21 +109,19 @@ async fn upload_one(
     }
 }
 
-/// `metadata.upload`: phase, bytes uploaded/total, attempt and the last error.
+/// `metadata.upload`: phase, bytes uploaded/total, attempt and the last error (a missing
+/// figure or error keeps the previous one).
 fn set_upload(
     state: &mut RecordingState,
-    phase: &str,
+    phase: UploadPhase,
     progress: Option<(u64, u64, u32)>,
     error: Option<&str>,
 ) {
-    let previous = state.metadata.get("upload").cloned().unwrap_or(json!({}));
-    let (uploaded, total, attempt) = progress.unwrap_or((
-        previous["bytes_uploaded"].as_u64().unwrap_or(0),
-        previous["bytes_total"]
-            .as_u64()
-            .unwrap_or(state.file_size_bytes),
-        previous["attempt"].as_u64().unwrap_or(0) as u32,
-    ));
+    let previous = state.metadata.upload.take();
+    let (uploaded, total, attempt) = progress.unwrap_or(match &previous {
+        Some(p) => (p.bytes_uploaded, p.bytes_total, p.attempt),
+        None => (0, state.file_size_bytes, 0),
+    });
     let percent = if total == 0 {
         100.0
     } else {
@@ -127,16 +129,13 @@ fn set_upload(
     };
     let last_error = error
         .map(str::to_string)
-        .or_else(|| previous["last_error"].as_str().map(str::to_string));
-    state.set_meta(
-        "upload",
-        json!({
-            "state": phase,
-            "bytes_uploaded": uploaded,
-            "bytes_total": total,
-            "percent": (percent * 10.0).round() / 10.0,
-            "attempt": attempt,
-            "last_error": last_error,
-        }),
-    );
+        .or_else(|| previous.and_then(|p| p.last_error));
+    state.metadata.upload = Some(Upload {
+        state: phase,
+        bytes_uploaded: uploaded,
+        bytes_total: total,
+        percent: (percent * 10.0).round() / 10.0,
+        attempt,
+        last_error,
+    });
 }

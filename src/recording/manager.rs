@@ -4,8 +4,8 @@
 
 use super::deliver::deliver;
 use super::session::{self, Action, SessionCmd, SessionTx};
-use super::state::{RecordingState, Status};
-use super::{recover, Ctx, RecError, RecordingParams};
+use super::state::{RecordingState, Status, UploadPhase};
+use super::{recover, Ctx, RecError, RecordingEvent, RecordingParams};
 use crate::catalog::ListFilter;
 use crate::metrics::METRICS;
 use crate::sfu::room::RoomHandle;
@@ -106,14 +106,9 @@ impl Manager {
             return;
         }
         let id = uuid::Uuid::new_v4().to_string();
-        let state = RecordingState::new(id.clone(), &room, &user, params, self.ctx.storage.name());
-        let request = match session::request(&self.ctx, &state) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = reply.send(Err(e));
-                return;
-            }
-        };
+        let state =
+            RecordingState::new(id.clone(), &room, &user, params, self.ctx.storage.backend());
+        let request = session::request(&self.ctx, &state);
         let session = session::spawn(
             self.ctx.clone(),
             state,
@@ -388,11 +383,7 @@ impl Recordings {
     /// Removes the recording's files, their objects, and the partial files a failed pipeline
     /// left behind (`metadata.partial_files`).
     async fn remove_files(&self, state: &RecordingState) -> Result<(), RecError> {
-        let partial = state
-            .metadata
-            .get("partial_files")
-            .and_then(|p| p.as_array());
-        for path in partial.into_iter().flatten().filter_map(|p| p.as_str()) {
+        for path in state.metadata.partial_files.iter().flatten() {
             remove_local(Path::new(path))
                 .await
                 .map_err(|e| RecError::Storage(format!("cannot delete {path}: {e}")))?;
@@ -418,9 +409,9 @@ impl Recordings {
         let mut state = self.ctx.catalog.get(id).await?.ok_or(RecError::NotFound)?;
         let upload_failed = state
             .metadata
-            .get("upload")
-            .and_then(|u| u["state"].as_str())
-            == Some("failed");
+            .upload
+            .as_ref()
+            .is_some_and(|u| u.state == UploadPhase::Failed);
         if state.status != Status::Failed || !upload_failed {
             return Err(RecError::Conflict(format!(
                 "Only a recording whose upload failed can be uploaded again (this one is {})",
@@ -434,7 +425,7 @@ impl Recordings {
         }
         state.error = None;
         self.ctx
-            .commit(&mut state, Status::Processing, "processing")
+            .commit(&mut state, Status::Processing, RecordingEvent::Processing)
             .await;
         self.tx.deliver(state.clone());
         Ok(state)

@@ -14,7 +14,7 @@ mod session;
 pub mod state;
 
 pub use manager::{PipelineView, Recordings};
-pub use notify::Notifier;
+pub use notify::{Notifier, RecordingEvent};
 pub use session::Action;
 pub use state::{RecordingParams, RecordingState, Status};
 
@@ -67,7 +67,7 @@ impl Ctx {
     }
 
     /// Moves `state` to `next`, persists it, then announces `event` (e.g. `started`).
-    async fn commit(&self, state: &mut RecordingState, next: Status, event: &str) {
+    async fn commit(&self, state: &mut RecordingState, next: Status, event: RecordingEvent) {
         if let Err(from) = state.transition(next) {
             tracing::error!(
                 "recording {}: refused transition {from:?} -> {next:?}",

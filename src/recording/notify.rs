@@ -21,29 +21,72 @@ impl Notifier {
         &self.webhooks
     }
 
-    /// Sends `recording_<event>` with the state to the room (if anyone is in it) and webhooks.
-    pub async fn emit(&self, event: &str, state: &RecordingState) {
+    /// Sends the event with the state to the room (if anyone is in it) and to webhooks.
+    pub async fn emit(&self, event: RecordingEvent, state: &RecordingState) {
         let recording = serde_json::to_value(state).unwrap_or_default();
-        if let Some(message) = message(event, recording.clone()) {
+        if let Some(message) = event.message(recording.clone()) {
             if let Some(room) = self.sfu.find(&state.room_id).await {
                 room.announce(message);
             }
         }
-        self.webhooks.send(&format!("recording_{event}"), recording);
+        self.webhooks.send(event.name(), recording);
     }
 }
 
-fn message(event: &str, recording: serde_json::Value) -> Option<ServerMessage> {
-    Some(match event {
-        "started" => ServerMessage::RecordingStarted { recording },
-        "paused" => ServerMessage::RecordingPaused { recording },
-        "resumed" => ServerMessage::RecordingResumed { recording },
-        "stopped" => ServerMessage::RecordingStopped { recording },
-        "cancelled" => ServerMessage::RecordingCancelled { recording },
-        "completed" => ServerMessage::RecordingCompleted { recording },
-        "failed" => ServerMessage::RecordingFailed { recording },
-        _ => return None,
-    })
+/// What happened to a recording: the WebSocket message type and the webhook event name are
+/// both `recording_<event>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingEvent {
+    Started,
+    Paused,
+    Resumed,
+    Stopped,
+    Cancelled,
+    Completed,
+    Failed,
+    /// An upload retry began (webhooks only: the call UI has nothing to show for it).
+    Processing,
+}
+
+impl RecordingEvent {
+    pub const ALL: [RecordingEvent; 8] = [
+        RecordingEvent::Started,
+        RecordingEvent::Paused,
+        RecordingEvent::Resumed,
+        RecordingEvent::Stopped,
+        RecordingEvent::Cancelled,
+        RecordingEvent::Completed,
+        RecordingEvent::Failed,
+        RecordingEvent::Processing,
+    ];
+
+    /// `recording_started`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordingEvent::Started => "recording_started",
+            RecordingEvent::Paused => "recording_paused",
+            RecordingEvent::Resumed => "recording_resumed",
+            RecordingEvent::Stopped => "recording_stopped",
+            RecordingEvent::Cancelled => "recording_cancelled",
+            RecordingEvent::Completed => "recording_completed",
+            RecordingEvent::Failed => "recording_failed",
+            RecordingEvent::Processing => "recording_processing",
+        }
+    }
+
+    /// The WebSocket message announcing it to the room, if participants are told.
+    fn message(self, recording: serde_json::Value) -> Option<ServerMessage> {
+        Some(match self {
+            RecordingEvent::Started => ServerMessage::RecordingStarted { recording },
+            RecordingEvent::Paused => ServerMessage::RecordingPaused { recording },
+            RecordingEvent::Resumed => ServerMessage::RecordingResumed { recording },
+            RecordingEvent::Stopped => ServerMessage::RecordingStopped { recording },
+            RecordingEvent::Cancelled => ServerMessage::RecordingCancelled { recording },
+            RecordingEvent::Completed => ServerMessage::RecordingCompleted { recording },
+            RecordingEvent::Failed => ServerMessage::RecordingFailed { recording },
+            RecordingEvent::Processing => return None,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -51,21 +94,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_event_has_a_message_tagged_recording_event() {
-        for event in [
-            "started",
-            "paused",
-            "resumed",
-            "stopped",
-            "cancelled",
-            "completed",
-            "failed",
-        ] {
-            let m = message(event, serde_json::json!({"recording_id": "r"})).unwrap();
+    fn the_websocket_message_and_the_webhook_share_the_event_name() {
+        for event in RecordingEvent::ALL {
+            let Some(m) = event.message(serde_json::json!({"recording_id": "r"})) else {
+                assert_eq!(event, RecordingEvent::Processing);
+                continue;
+            };
             let v = serde_json::to_value(m).unwrap();
-            assert_eq!(v["type"], format!("recording_{event}"));
+            assert_eq!(v["type"], event.name());
             assert_eq!(v["recording"]["recording_id"], "r");
         }
-        assert!(message("exploded", serde_json::Value::Null).is_none());
     }
 }

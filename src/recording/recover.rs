@@ -4,8 +4,8 @@
 //! when nothing could be saved. Recordings that were being delivered are delivered again.
 
 use super::session::file_entry;
-use super::state::{FileEntry, RecordingState, Status};
-use super::Ctx;
+use super::state::{FileEntry, RecordingState, Status, StopReason};
+use super::{Ctx, RecordingEvent};
 use crate::catalog::ListFilter;
 use crate::storage::room_dir;
 use std::path::{Path, PathBuf};
@@ -64,21 +64,21 @@ async fn salvage(ctx: &Ctx, state: &mut RecordingState) {
     let found = tokio::task::spawn_blocking(move || salvage_dir(&dir, &id))
         .await
         .unwrap_or_default();
-    state.set_meta("interrupted", true);
-    state.set_meta("stop_reason", "server_restart");
+    state.metadata.interrupted = Some(true);
+    state.metadata.stop_reason = Some(StopReason::ServerRestart);
     let (files, errors): (Vec<_>, Vec<_>) = found.into_iter().partition(Result::is_ok);
     let mut files: Vec<FileEntry> = files.into_iter().filter_map(Result::ok).collect();
     state.restore_origins(&mut files);
     let errors: Vec<Unsalvaged> = errors.into_iter().filter_map(Result::err).collect();
     let described: Vec<String> = errors.iter().map(Unsalvaged::describe).collect();
     if !errors.is_empty() {
-        state.set_meta("salvage_errors", described.clone());
+        state.metadata.salvage_errors = Some(described.clone());
         // The unreadable `.part` files stay for ops; deleting the recording removes them.
         let kept: Vec<String> = errors
             .iter()
             .map(|e| e.path.display().to_string())
             .collect();
-        state.set_meta("partial_files", kept);
+        state.metadata.partial_files = Some(kept);
     }
     if files.is_empty() {
         let why = if errors.is_empty() {
@@ -89,7 +89,8 @@ async fn salvage(ctx: &Ctx, state: &mut RecordingState) {
         state.error = Some(format!(
             "the server stopped during the recording and nothing could be saved{why}"
         ));
-        ctx.commit(state, Status::Failed, "failed").await;
+        ctx.commit(state, Status::Failed, RecordingEvent::Failed)
+            .await;
         return;
     }
     state.set_files(files);
@@ -100,7 +101,8 @@ async fn salvage(ctx: &Ctx, state: &mut RecordingState) {
     if state.status == Status::Processing {
         ctx.save(state).await;
     } else {
-        ctx.commit(state, Status::Processing, "stopped").await;
+        ctx.commit(state, Status::Processing, RecordingEvent::Stopped)
+            .await;
     }
 }
 

@@ -5,8 +5,8 @@
 use super::deliver::deliver;
 use super::fork::Fork;
 use super::manager::ManagerTx;
-use super::state::{FileEntry, FileOrigin, RecordingState, Status};
-use super::{Ctx, RecError};
+use super::state::{FileEntry, FileOrigin, RecordingState, Status, StopReason};
+use super::{Ctx, RecError, RecordingEvent};
 use crate::metrics::METRICS;
 use crate::sfu::room::{PublishedTrack, RoomEvent, RoomHandle};
 use crate::storage::{room_dir, Storage};
@@ -105,13 +105,15 @@ async fn start(
         Ok(s) => s,
         Err(e) => {
             state.error = Some(e.to_string());
-            ctx.commit(&mut state, Status::Failed, "failed").await;
+            ctx.commit(&mut state, Status::Failed, RecordingEvent::Failed)
+                .await;
             manager.ended(&id);
             let _ = reply.send(Err(e));
             return;
         }
     };
-    ctx.commit(&mut state, Status::Recording, "started").await;
+    ctx.commit(&mut state, Status::Recording, RecordingEvent::Started)
+        .await;
     let _ = reply.send(Ok(state.clone()));
     let mut session = Session {
         ctx,
@@ -154,17 +156,16 @@ async fn open(request: &RecordingRequest) -> Result<(Recorder, EventStream), Rec
 }
 
 /// The pipeline request of a recording.
-pub(super) fn request(ctx: &Ctx, state: &RecordingState) -> Result<RecordingRequest, RecError> {
-    let bad = |e: pipelines::SpecError| RecError::Invalid(e.to_string());
-    Ok(RecordingRequest {
-        mode: state.mode.parse().map_err(bad)?,
-        format: state.format.parse().map_err(bad)?,
-        quality: state.quality.parse().map_err(bad)?,
-        layout: state.layout.parse().map_err(bad)?,
+pub(super) fn request(ctx: &Ctx, state: &RecordingState) -> RecordingRequest {
+    RecordingRequest {
+        mode: state.mode,
+        format: state.format,
+        quality: state.quality,
+        layout: state.layout,
         audio_only: false,
         output_dir: room_dir(&ctx.config.output_dir, &state.room_id),
         base_name: state.recording_id.clone(),
-    })
+    }
 }
 
 enum Next {
@@ -186,7 +187,7 @@ impl Session {
                 cmd = commands.recv() => match cmd {
                     Some(cmd) => self.command(cmd).await,
                     None => {
-                        self.stop("manager_gone").await;
+                        self.stop(StopReason::ManagerGone).await;
                         Next::Done
                     }
                 },
@@ -222,7 +223,7 @@ impl Session {
                 Next::Continue
             }
             SessionCmd::Shutdown(reply) => {
-                self.stop("shutdown").await;
+                self.stop(StopReason::Shutdown).await;
                 let _ = reply.send(());
                 Next::Done
             }
@@ -234,14 +235,15 @@ impl Session {
         match (action, status) {
             (Action::Pause, Status::Recording) => {
                 let r = self.recorder.pause().await;
-                self.after(r, Status::Paused, "paused").await
+                self.after(r, Status::Paused, RecordingEvent::Paused).await
             }
             (Action::Resume, Status::Paused) => {
                 let r = self.recorder.resume().await;
                 self.last_media = Instant::now();
-                self.after(r, Status::Recording, "resumed").await
+                self.after(r, Status::Recording, RecordingEvent::Resumed)
+                    .await
             }
-            (Action::Stop, _) => (Ok(self.stop("requested").await), Next::Done),
+            (Action::Stop, _) => (Ok(self.stop(StopReason::Requested).await), Next::Done),
             (Action::Cancel, _) => (Ok(self.cancel().await), Next::Done),
             (Action::Pause | Action::Resume, _) => (
                 Err(RecError::Conflict(format!(
@@ -263,7 +265,7 @@ impl Session {
         &mut self,
         result: Result<(), pipelines::RecorderError>,
         next: Status,
-        event: &str,
+        event: RecordingEvent,
     ) -> (Result<RecordingState, RecError>, Next) {
         if let Err(e) = result {
             return (Err(RecError::Pipeline(e.to_string())), Next::Continue);
@@ -353,10 +355,10 @@ impl Session {
         }
         if let Some(reason) = self.auto_stop_reason(&health) {
             tracing::info!(
-                "recording {}: auto-stop ({reason})",
+                "recording {}: auto-stop ({reason:?})",
                 self.state.recording_id
             );
-            self.state.set_meta("auto_stopped", true);
+            self.state.metadata.auto_stopped = Some(true);
             self.stop(reason).await;
             return Next::Done;
         }
@@ -369,20 +371,20 @@ impl Session {
         Next::Continue
     }
 
-    fn auto_stop_reason(&self, health: &Health) -> Option<&'static str> {
+    fn auto_stop_reason(&self, health: &Health) -> Option<StopReason> {
         let cfg = &self.ctx.config;
         if health.position >= cfg.max_duration {
-            return Some("max_duration");
+            return Some(StopReason::MaxDuration);
         }
         if self
             .empty_since
             .is_some_and(|t| t.elapsed() >= cfg.empty_timeout)
         {
-            return Some("room_empty");
+            return Some(StopReason::RoomEmpty);
         }
         let recording = self.state.status == Status::Recording;
         if recording && self.last_media.elapsed() >= cfg.no_media_timeout {
-            return Some("no_media");
+            return Some(StopReason::NoMedia);
         }
         None
     }
@@ -465,9 +467,9 @@ impl Session {
     /// each tile and re-flowed the grid in the last frames of a composite. `processing` is
     /// committed only once the files are final, so a crash during the stop leaves the
     /// recording live in the catalog and recovery salvages its `.part` files.
-    async fn stop(&mut self, reason: &str) -> RecordingState {
+    async fn stop(&mut self, reason: StopReason) -> RecordingState {
         self.refresh();
-        self.state.set_meta("stop_reason", reason);
+        self.state.metadata.stop_reason = Some(reason);
         let outcome = match self.recorder.stop(STOP_TIMEOUT).await {
             Ok(outcome) => outcome,
             Err(e) => {
@@ -479,7 +481,7 @@ impl Session {
         self.unhook();
         self.finished(outcome);
         self.ctx
-            .commit(&mut self.state, Status::Processing, "stopped")
+            .commit(&mut self.state, Status::Processing, RecordingEvent::Stopped)
             .await;
         let state = self.state.clone();
         match self.ctx.storage {
@@ -498,7 +500,7 @@ impl Session {
         }
         self.tally_participants();
         self.state.duration_seconds = outcome.duration.as_secs_f64();
-        self.state.set_meta("clean_stop", outcome.clean);
+        self.state.metadata.clean_stop = Some(outcome.clean);
         let files = outcome.files.iter().map(file_entry).collect();
         self.state.set_files(files);
     }
@@ -510,7 +512,11 @@ impl Session {
         }
         self.state.set_files(Vec::new());
         self.ctx
-            .commit(&mut self.state, Status::Cancelled, "cancelled")
+            .commit(
+                &mut self.state,
+                Status::Cancelled,
+                RecordingEvent::Cancelled,
+            )
             .await;
         self.state.clone()
     }
@@ -526,10 +532,10 @@ impl Session {
             .map(|f| f.path.display().to_string())
             .collect();
         self.unhook();
-        self.state.set_meta("partial_files", partial);
+        self.state.metadata.partial_files = Some(partial);
         self.state.error = Some(format!("recording pipeline failed: {message}"));
         self.ctx
-            .commit(&mut self.state, Status::Failed, "failed")
+            .commit(&mut self.state, Status::Failed, RecordingEvent::Failed)
             .await;
     }
 }
@@ -582,8 +588,14 @@ mod tests {
             mode: Mode::Composite,
             layout: Layout::Grid,
         };
-        let state = RecordingState::new("rec1".into(), "gone", "host", params, "local");
-        let request = request(&ctx, &state).unwrap();
+        let state = RecordingState::new(
+            "rec1".into(),
+            "gone",
+            "host",
+            params,
+            crate::storage::Backend::Local,
+        );
+        let request = request(&ctx, &state);
         let (reply, answer) = oneshot::channel();
         spawn(
             ctx.clone(),

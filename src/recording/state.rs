@@ -1,5 +1,6 @@
 //! The recording state object the API returns, and its forward-only lifecycle.
 
+use crate::storage::Backend;
 use pipelines::{Format, Layout, Mode, Quality};
 use serde::{Deserialize, Serialize};
 use std::time::SystemTime;
@@ -116,6 +117,77 @@ pub struct FileOrigin {
     pub start_offset_seconds: f64,
 }
 
+/// Why a recording stopped (`metadata.stop_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The host (or an admin) asked.
+    Requested,
+    /// The server was shutting down (SIGTERM).
+    Shutdown,
+    /// The manager actor ended (the server is going away).
+    ManagerGone,
+    /// Auto-stop: the maximum duration was reached.
+    MaxDuration,
+    /// Auto-stop: nobody was in the room for the empty timeout.
+    RoomEmpty,
+    /// Auto-stop: no media arrived for the no-media timeout.
+    NoMedia,
+    /// The server was killed; recovery salvaged the files at the next start.
+    ServerRestart,
+}
+
+/// Phase of an upload to the object store (`metadata.upload.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadPhase {
+    Uploading,
+    /// The last attempt failed and another is under way.
+    Retrying,
+    Completed,
+    Failed,
+}
+
+/// Upload progress (`metadata.upload`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Upload {
+    pub state: UploadPhase,
+    pub bytes_uploaded: u64,
+    pub bytes_total: u64,
+    /// 0-100, one decimal.
+    pub percent: f64,
+    pub attempt: u32,
+    pub last_error: Option<String>,
+}
+
+/// What the recording's `metadata` object holds. Each key is present only once set, as the
+/// API has always shown it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<StopReason>,
+    /// True when a rule (not a person) stopped the recording.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_stopped: Option<bool>,
+    /// Whether the pipeline finished its files before the stop timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clean_stop: Option<bool>,
+    /// True when the server died during the recording and recovery salvaged it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<bool>,
+    /// Files a failed pipeline or salvage left behind; deleting the recording removes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_files: Option<Vec<String>>,
+    /// Why salvage could not save some files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salvage_errors: Option<Vec<String>>,
+    /// Origins of the files being written, so that a salvage after a crash keeps them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_begun: Option<Vec<FileOrigin>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<Upload>,
+}
+
 /// A participant seen during the recording, with the packets recorded from them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParticipantEntry {
@@ -133,13 +205,13 @@ pub struct RecordingState {
     pub recording_id: String,
     pub room_id: String,
     pub user_id: String,
-    pub format: String,
-    pub quality: String,
+    pub format: Format,
+    pub quality: Quality,
     pub quality_settings: QualityView,
-    pub mode: String,
-    pub layout: String,
+    pub mode: Mode,
+    pub layout: Layout,
     pub status: Status,
-    pub storage_backend: String,
+    pub storage_backend: Backend,
     pub local_path: Option<String>,
     pub s3_key: Option<String>,
     pub file_name: Option<String>,
@@ -152,7 +224,7 @@ pub struct RecordingState {
     pub duration_seconds: f64,
     pub file_size_bytes: u64,
     pub participants: Vec<ParticipantEntry>,
-    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub metadata: Metadata,
     pub error: Option<String>,
     /// Creation time, for ordering and retention (not part of the contract, kept for ops).
     pub created_at: String,
@@ -169,18 +241,18 @@ pub struct RecordingParams {
 
 impl RecordingState {
     /// A new `pending` recording.
-    pub fn new(id: String, room: &str, user: &str, p: RecordingParams, storage: &str) -> Self {
+    pub fn new(id: String, room: &str, user: &str, p: RecordingParams, storage: Backend) -> Self {
         RecordingState {
             recording_id: id,
             room_id: room.into(),
             user_id: user.into(),
-            format: p.format.to_string(),
-            quality: p.quality.to_string(),
+            format: p.format,
+            quality: p.quality,
             quality_settings: p.quality.into(),
-            mode: p.mode.to_string(),
-            layout: p.layout.to_string(),
+            mode: p.mode,
+            layout: p.layout,
             status: Status::Pending,
-            storage_backend: storage.into(),
+            storage_backend: storage,
             local_path: None,
             s3_key: None,
             file_name: None,
@@ -193,7 +265,7 @@ impl RecordingState {
             duration_seconds: 0.0,
             file_size_bytes: 0,
             participants: Vec::new(),
-            metadata: serde_json::Map::new(),
+            metadata: Metadata::default(),
             error: None,
             created_at: now(),
         }
@@ -221,7 +293,7 @@ impl RecordingState {
     /// Records files; the first one also fills the top-level `local_path`/`file_name`.
     /// They replace the origins noted while recording.
     pub fn set_files(&mut self, files: Vec<FileEntry>) {
-        self.metadata.remove(FILES_BEGUN);
+        self.metadata.files_begun = None;
         self.file_size_bytes = files.iter().map(|f| f.size_bytes).sum();
         self.file_name = files.first().map(|f| f.file_name.clone());
         self.local_path = files.first().and_then(|f| f.local_path.clone());
@@ -229,33 +301,24 @@ impl RecordingState {
         self.files = files;
     }
 
-    pub fn set_meta(&mut self, key: &str, value: impl Into<serde_json::Value>) {
-        self.metadata.insert(key.into(), value.into());
-    }
-
     /// The origins noted by [`RecordingState::note_files_begun`].
-    pub fn files_begun(&self) -> Vec<FileOrigin> {
-        self.metadata
-            .get(FILES_BEGUN)
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default()
+    pub fn files_begun(&self) -> &[FileOrigin] {
+        self.metadata.files_begun.as_deref().unwrap_or_default()
     }
 
     /// Notes the origins of files the pipeline began; true when one was not noted yet.
     pub fn note_files_begun(&mut self, origins: impl IntoIterator<Item = FileOrigin>) -> bool {
-        let mut begun = self.files_begun();
+        let begun = self.metadata.files_begun.get_or_insert_with(Vec::new);
         let noted = begun.len();
         for origin in origins {
             if !begun.iter().any(|b| b.file_name == origin.file_name) {
                 begun.push(origin);
             }
         }
-        if begun.len() == noted {
-            return false;
+        if begun.is_empty() {
+            self.metadata.files_begun = None;
         }
-        let value = serde_json::to_value(begun).expect("origins serialize");
-        self.set_meta(FILES_BEGUN, value);
-        true
+        self.files_begun().len() > noted
     }
 
     /// Gives salvaged `files` the participant and start offset noted when they began.
@@ -293,9 +356,6 @@ impl RecordingState {
     }
 }
 
-/// The metadata key of the origins of the files being written.
-const FILES_BEGUN: &str = "files_begun";
-
 /// Now as RFC 3339 UTC with milliseconds.
 pub fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
@@ -317,7 +377,7 @@ mod tests {
             mode: Mode::Composite,
             layout: Layout::Grid,
         };
-        RecordingState::new("r1".into(), "room", "alice", p, "local")
+        RecordingState::new("r1".into(), "room", "alice", p, Backend::Local)
     }
 
     #[test]
@@ -377,7 +437,7 @@ mod tests {
             s.files_begun().is_empty(),
             "the final files replace the notes"
         );
-        assert!(!s.metadata.contains_key("files_begun"));
+        assert!(s.metadata.files_begun.is_none());
     }
 
     #[test]
@@ -426,6 +486,138 @@ mod tests {
         assert_eq!(v["file_name"], "r1.webm");
         let back: RecordingState = serde_json::from_value(v).unwrap();
         assert_eq!(back, s);
+    }
+
+    /// The JSON contract, pinned: a recording with every field and metadata key set
+    /// serialises to exactly this, and this parses back to the same recording.
+    #[test]
+    fn the_json_contract_is_pinned() {
+        let mut s = RecordingState::new(
+            "0b6f4f7e".into(),
+            "standup",
+            "host",
+            RecordingParams {
+                format: Format::Mp4,
+                quality: Quality::Medium,
+                mode: Mode::Tracks,
+                layout: Layout::Speaker,
+            },
+            Backend::S3,
+        );
+        s.status = Status::Failed;
+        s.created_at = "2026-12-02T07:00:00.000Z".into();
+        s.started_at = Some("2026-12-02T07:00:01.000Z".into());
+        s.stopped_at = Some("2026-12-02T07:10:00.000Z".into());
+        s.duration_seconds = 599.5;
+        s.set_files(vec![FileEntry {
+            file_name: "0b6f4f7e_ann.mp4".into(),
+            local_path: Some("/data/recordings/standup/0b6f4f7e_ann.mp4".into()),
+            s3_key: None,
+            participant: Some("ann".into()),
+            size_bytes: 1000,
+            start_offset_seconds: 1.5,
+        }]);
+        s.participants.push(ParticipantEntry {
+            identity: "ann".into(),
+            name: "Ann".into(),
+            joined_at: "2026-12-02T07:00:01.500Z".into(),
+            left_at: None,
+            audio_packets: 30000,
+            video_packets: 50000,
+        });
+        s.error = Some("upload failed".into());
+        s.metadata = Metadata {
+            stop_reason: Some(StopReason::NoMedia),
+            auto_stopped: Some(true),
+            clean_stop: Some(true),
+            interrupted: Some(false),
+            partial_files: Some(vec!["/data/x.part".into()]),
+            salvage_errors: Some(vec!["/data/x.part: torn".into()]),
+            files_begun: Some(vec![FileOrigin {
+                file_name: "0b6f4f7e_bob.mp4".into(),
+                participant: Some("bob".into()),
+                start_offset_seconds: 2.0,
+            }]),
+            upload: Some(Upload {
+                state: UploadPhase::Failed,
+                bytes_uploaded: 500,
+                bytes_total: 1000,
+                percent: 50.0,
+                attempt: 3,
+                last_error: Some("connection refused".into()),
+            }),
+        };
+        let expected = serde_json::json!({
+            "recording_id": "0b6f4f7e",
+            "room_id": "standup",
+            "user_id": "host",
+            "format": "mp4",
+            "quality": "medium",
+            "quality_settings": {
+                "resolution": "1280x720", "video_bitrate": 2500000,
+                "audio_bitrate": 128000, "fps": 30
+            },
+            "mode": "tracks",
+            "layout": "speaker",
+            "status": "failed",
+            "storage_backend": "s3",
+            "local_path": "/data/recordings/standup/0b6f4f7e_ann.mp4",
+            "s3_key": null,
+            "file_name": "0b6f4f7e_ann.mp4",
+            "files": [{
+                "file_name": "0b6f4f7e_ann.mp4",
+                "local_path": "/data/recordings/standup/0b6f4f7e_ann.mp4",
+                "s3_key": null,
+                "participant": "ann",
+                "size_bytes": 1000,
+                "start_offset_seconds": 1.5
+            }],
+            "started_at": "2026-12-02T07:00:01.000Z",
+            "paused_at": null,
+            "resumed_at": null,
+            "stopped_at": "2026-12-02T07:10:00.000Z",
+            "processed_at": null,
+            "duration_seconds": 599.5,
+            "file_size_bytes": 1000,
+            "participants": [{
+                "identity": "ann", "name": "Ann", "joined_at": "2026-12-02T07:00:01.500Z",
+                "left_at": null, "audio_packets": 30000, "video_packets": 50000
+            }],
+            "metadata": {
+                "stop_reason": "no_media",
+                "auto_stopped": true,
+                "clean_stop": true,
+                "interrupted": false,
+                "partial_files": ["/data/x.part"],
+                "salvage_errors": ["/data/x.part: torn"],
+                "files_begun": [{
+                    "file_name": "0b6f4f7e_bob.mp4", "participant": "bob",
+                    "start_offset_seconds": 2.0
+                }],
+                "upload": {
+                    "state": "failed", "bytes_uploaded": 500, "bytes_total": 1000,
+                    "percent": 50.0, "attempt": 3, "last_error": "connection refused"
+                }
+            },
+            "error": "upload failed",
+            "created_at": "2026-12-02T07:00:00.000Z"
+        });
+        assert_eq!(serde_json::to_value(&s).unwrap(), expected);
+        let back: RecordingState = serde_json::from_value(expected).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn unset_metadata_keys_are_absent() {
+        let v = serde_json::to_value(state()).unwrap();
+        assert_eq!(v["metadata"], serde_json::json!({}));
+        let mut s = state();
+        s.metadata.stop_reason = Some(StopReason::Requested);
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            v["metadata"],
+            serde_json::json!({"stop_reason": "requested"})
+        );
     }
 
     #[test]

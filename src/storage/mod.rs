@@ -14,6 +14,14 @@ pub enum Storage {
     S3(s3::S3Store),
 }
 
+/// The kinds of store: `local` or `s3` in the API and configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Local,
+    S3,
+}
+
 impl Storage {
     pub fn new(config: &StorageConfig) -> Result<Self, String> {
         match config {
@@ -24,11 +32,11 @@ impl Storage {
         }
     }
 
-    /// `local` or `s3`, as the API's `storage_backend` shows it.
-    pub fn name(&self) -> &'static str {
+    /// Which kind of store this is (the API's `storage_backend`).
+    pub fn backend(&self) -> Backend {
         match self {
-            Storage::Local => "local",
-            Storage::S3(_) => "s3",
+            Storage::Local => Backend::Local,
+            Storage::S3(_) => Backend::S3,
         }
     }
 
