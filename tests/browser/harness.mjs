@@ -30,8 +30,8 @@ const CHROMIUM_ARGS = [
   '--allow-loopback-in-peer-connection',
   '--disable-features=WebRtcHideLocalIpsWithMdns',
 ];
-/** Server log lines that mean media was silently dropped or a task died. */
-const BAD_LOG_LINE = /Failed to send RTP|panicked/;
+/** Server log lines that mean media was silently dropped, a task died, or GLib/GStreamer caught a programming error. */
+const BAD_LOG_LINE = /Failed to send RTP|panicked|-CRITICAL \*\*/;
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** A sleep that does not keep node alive (for the losing side of a race). */
