@@ -2,7 +2,6 @@
 //! through that consumer's own bounded queue. A full queue drops (counted) and asks the
 //! publisher for a keyframe; the forwarder never waits on a consumer.
 
-use super::room::RoomHandle;
 use crate::metrics::METRICS;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
@@ -72,13 +71,14 @@ pub(super) fn test_handle() -> (ForwarderHandle, mpsc::UnboundedReceiver<Command
     (ForwarderHandle { commands }, rx)
 }
 
+/// Where the loudest RFC 6464 level of each reporting window goes (0 loudest .. 127 silence).
+pub type LevelSink = Box<dyn Fn(u8) + Send>;
+
 /// What the forwarder needs to know about its track.
 pub struct ForwarderSpec {
     pub kind: MediaKind,
-    pub publisher: String,
-    /// RFC 6464 extension id negotiated with the publisher, if any.
-    pub audio_level_ext: Option<u8>,
-    pub room: RoomHandle,
+    /// RFC 6464 extension id negotiated with the publisher, and where its levels go.
+    pub audio_levels: Option<(u8, LevelSink)>,
 }
 
 /// Starts forwarding `track`; the task ends when the track ends.
@@ -93,8 +93,7 @@ struct Forwarder {
     spec: ForwarderSpec,
     consumers: Vec<Consumer>,
     media_ssrc: Option<u32>,
-    last_pli: Option<Instant>,
-    pli_pending: bool,
+    plis: PliGate,
     level: LevelWindow,
 }
 
@@ -105,8 +104,7 @@ impl Forwarder {
             spec,
             consumers: Vec::new(),
             media_ssrc: None,
-            last_pli: None,
-            pli_pending: false,
+            plis: PliGate::default(),
             level: LevelWindow::default(),
         }
     }
@@ -124,8 +122,10 @@ impl Forwarder {
                     Some(command) => self.handle(command).await,
                     None => break,
                 },
-                _ = tokio::time::sleep_until(self.next_pli_slot()), if self.pli_pending => {
-                    self.request_keyframe().await;
+                _ = sleep_until(self.plis.due()), if self.plis.due().is_some() => {
+                    if self.plis.fire(Instant::now()) {
+                        self.send_pli().await;
+                    }
                 }
             }
         }
@@ -142,9 +142,7 @@ impl Forwarder {
 
     async fn forward(&mut self, mut packet: rtp::Packet) {
         self.media_ssrc = Some(packet.header.ssrc);
-        if let Some(id) = self.spec.audio_level_ext {
-            self.observe_level(&packet, id);
-        }
+        self.observe_level(&packet);
         strip_extensions(&mut packet.header);
         let mut lost_consumer = false;
         let mut need_keyframe = false;
@@ -169,46 +167,85 @@ impl Forwarder {
         }
     }
 
-    fn observe_level(&mut self, packet: &rtp::Packet, ext_id: u8) {
+    fn observe_level(&mut self, packet: &rtp::Packet) {
+        let Some((ext_id, sink)) = &self.spec.audio_levels else {
+            return;
+        };
         let Some(level) = packet
             .header
-            .get_extension(ext_id)
+            .get_extension(*ext_id)
             .and_then(|b| b.first().copied())
         else {
             return;
         };
         if let Some(loudest) = self.level.observe(level & 0x7f, Instant::now()) {
-            self.spec
-                .room
-                .audio_level(self.spec.publisher.clone(), loudest);
+            sink(loudest);
         }
-    }
-
-    fn next_pli_slot(&self) -> tokio::time::Instant {
-        let now = Instant::now();
-        let due = self.last_pli.map_or(now, |t| t + PLI_INTERVAL).max(now);
-        tokio::time::Instant::from_std(due)
     }
 
     async fn request_keyframe(&mut self) {
-        if self.spec.kind != MediaKind::Video {
+        if self.spec.kind != MediaKind::Video || self.media_ssrc.is_none() {
             return;
         }
+        if self.plis.request(Instant::now()) {
+            self.send_pli().await;
+        }
+    }
+
+    async fn send_pli(&mut self) {
         let Some(media_ssrc) = self.media_ssrc else {
             return;
         };
-        if self.last_pli.is_some_and(|t| t.elapsed() < PLI_INTERVAL) {
-            self.pli_pending = true;
-            return;
-        }
-        self.pli_pending = false;
-        self.last_pli = Some(Instant::now());
         METRICS.keyframe_requests.inc();
         let pli = PictureLossIndication {
             sender_ssrc: 0,
             media_ssrc,
         };
         let _ = self.track.write_rtcp(vec![Box::new(pli)]).await;
+    }
+}
+
+/// Sleeps until `due` (forever when `None`; the `select!` guard keeps it from being polled).
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Keyframe requests of one publisher track, coalesced: at most one PLI per
+/// [`PLI_INTERVAL`]; requests inside the interval are answered by one PLI when it ends.
+#[derive(Default)]
+struct PliGate {
+    last: Option<Instant>,
+    pending: bool,
+}
+
+impl PliGate {
+    /// A consumer asks for a keyframe at `now`: true when a PLI goes out now.
+    fn request(&mut self, now: Instant) -> bool {
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < PLI_INTERVAL)
+        {
+            self.pending = true;
+            return false;
+        }
+        self.last = Some(now);
+        self.pending = false;
+        true
+    }
+
+    /// When the coalesced PLI is due, if one is waiting.
+    fn due(&self) -> Option<Instant> {
+        self.pending
+            .then(|| self.last.map(|t| t + PLI_INTERVAL))
+            .flatten()
+    }
+
+    /// The interval ended at `now`: true when the waiting PLI goes out.
+    fn fire(&mut self, now: Instant) -> bool {
+        self.due().is_some_and(|due| now >= due) && self.request(now)
     }
 }
 
@@ -254,6 +291,28 @@ mod tests {
         assert_eq!(w.observe(30, t0 + Duration::from_millis(100)), None);
         assert_eq!(w.observe(90, t0 + LEVEL_REPORT_INTERVAL), Some(30));
         assert_eq!(w.observe(127, t0 + LEVEL_REPORT_INTERVAL * 2), None);
+    }
+
+    #[test]
+    fn pli_gate_sends_one_pli_per_interval_and_coalesces_the_rest() {
+        let mut g = PliGate::default();
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        assert!(g.request(t0), "the first request is sent at once");
+        assert_eq!(g.due(), None);
+        assert!(!g.request(ms(100)));
+        assert!(!g.request(ms(300)), "three requests in one interval ...");
+        assert_eq!(g.due(), Some(ms(500)), "... become one PLI when it ends");
+        assert!(!g.fire(ms(499)));
+        assert!(g.fire(ms(500)));
+        assert_eq!(g.due(), None, "nothing is waiting any more");
+        assert!(!g.fire(ms(1200)));
+        assert!(
+            g.request(ms(1000)),
+            "a request after the interval goes at once"
+        );
+        assert!(!g.request(ms(1499)));
+        assert!(g.fire(ms(1500)));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The publish side of a participant: its connection and the forwarders of its tracks.
 
-use super::forwarder::{self, ForwarderSpec};
+use super::forwarder::{self, ForwarderSpec, LevelSink};
 use super::peer::{media_kind, Peer, PeerEvent, PeerEvents};
 use super::room::{PublishedTrack, RoomHandle};
 use signaling::protocol::TrackInfo;
@@ -75,14 +75,16 @@ impl Publisher {
         if !self.seen.insert(track_id.clone()) {
             return; // renegotiation re-announces tracks we already forward
         }
-        let spec = ForwarderSpec {
-            kind,
-            publisher: self.identity.clone(),
-            audio_level_ext: self
-                .audio_level_ext
-                .filter(|_| kind == signaling::protocol::MediaKind::Audio),
-            room: self.room.clone(),
-        };
+        let audio_levels = self
+            .audio_level_ext
+            .filter(|_| kind == signaling::protocol::MediaKind::Audio)
+            .map(|ext| {
+                let (room, identity) = (self.room.clone(), self.identity.clone());
+                let sink: LevelSink =
+                    Box::new(move |level| room.audio_level(identity.clone(), level));
+                (ext, sink)
+            });
+        let spec = ForwarderSpec { kind, audio_levels };
         let forwarder = forwarder::spawn(track, spec);
         self.room.publish(PublishedTrack {
             info: TrackInfo {
