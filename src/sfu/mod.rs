@@ -8,6 +8,7 @@ pub mod ports;
 pub mod publisher;
 pub mod room;
 pub mod session;
+mod speaker;
 pub mod subscriber;
 
 use room::{JoinError, JoinRequest, Joined, Room, RoomCmd, RoomHandle};

@@ -1,20 +1,15 @@
-//! A room is an actor: it owns its members, their published tracks and the active speaker.
+//! A room is an actor: it owns its members, their published tracks and the active speaker
+//! (decided by [`SpeakerDetector`]).
 //! Sessions and forwarders only send it commands.
 
 use super::forwarder::ForwarderHandle;
+use super::speaker::SpeakerDetector;
 use super::RegistryHandle;
 use crate::metrics::METRICS;
 use signaling::protocol::{ErrorCode, MediaKind, ParticipantInfo, ServerMessage, TrackInfo};
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
-
-/// Levels (dBov, 0 = loudest) above this count as silence for speaker detection.
-const SPEECH_LEVEL: u8 = 60;
-/// Level reports older than this no longer count.
-const LEVEL_FRESHNESS: Duration = Duration::from_secs(1);
-/// A new active speaker is announced at most this often (no flicker between two voices).
-const SPEAKER_HOLD: Duration = Duration::from_secs(1);
 
 /// A track someone publishes, as handed to subscribers.
 #[derive(Clone)]
@@ -191,9 +186,7 @@ pub(super) struct Room {
     members: HashMap<String, Member>,
     tracks: Vec<PublishedTrack>,
     joins_handled: u64,
-    levels: HashMap<String, (u8, Instant)>,
-    active_speaker: Option<String>,
-    speaker_since: Option<Instant>,
+    speaker: SpeakerDetector,
     recording: Option<RoomEventTx>,
 }
 
@@ -216,9 +209,7 @@ impl Room {
             members: HashMap::new(),
             tracks: Vec::new(),
             joins_handled: 0,
-            levels: HashMap::new(),
-            active_speaker: None,
-            speaker_since: None,
+            speaker: SpeakerDetector::default(),
             recording: None,
         };
         tokio::spawn(room.run(rx));
@@ -251,7 +242,11 @@ impl Room {
                     kind,
                     muted,
                 } => self.mute(&identity, kind, muted),
-                RoomCmd::AudioLevel { identity, level } => self.audio_level(identity, level),
+                RoomCmd::AudioLevel { identity, level } => {
+                    if self.speaker.level(identity, level, Instant::now()) {
+                        self.announce_speaker();
+                    }
+                }
                 RoomCmd::Kick { identity, reply } => {
                     let found = self.kick(&identity, ErrorCode::Removed, "removed by request");
                     let _ = reply.send(found);
@@ -261,7 +256,7 @@ impl Room {
                     let _ = reply.send(RoomSnapshot {
                         participants: self.visible_participants(),
                         tracks: self.tracks.clone(),
-                        active_speaker: self.active_speaker.clone(),
+                        active_speaker: self.speaker.current().map(str::to_string),
                     });
                 }
                 RoomCmd::Detach => self.recording = None,
@@ -345,7 +340,6 @@ impl Room {
                 track_id: track.info.track_id.clone(),
             });
         }
-        self.levels.remove(identity);
         if member.visible {
             METRICS.participants.dec();
             self.tell_recording(RoomEvent::Left(identity.into()));
@@ -356,8 +350,8 @@ impl Room {
                 },
             );
         }
-        if self.active_speaker.as_deref() == Some(identity) {
-            self.set_active_speaker(None);
+        if self.speaker.left(identity) {
+            self.announce_speaker();
         }
     }
 
@@ -388,26 +382,8 @@ impl Room {
         self.announce_except(identity, ServerMessage::ParticipantUpdated { participant });
     }
 
-    fn audio_level(&mut self, identity: String, level: u8) {
-        let now = Instant::now();
-        self.levels.insert(identity, (level, now));
-        let loudest = self
-            .levels
-            .iter()
-            .filter(|(_, (l, at))| *l <= SPEECH_LEVEL && now.duration_since(*at) < LEVEL_FRESHNESS)
-            .min_by_key(|(_, (l, _))| *l)
-            .map(|(id, _)| id.clone());
-        let held = self
-            .speaker_since
-            .is_some_and(|since| now.duration_since(since) < SPEAKER_HOLD);
-        if loudest.is_some() && loudest != self.active_speaker && !held {
-            self.set_active_speaker(loudest);
-        }
-    }
-
-    fn set_active_speaker(&mut self, identity: Option<String>) {
-        self.speaker_since = identity.as_ref().map(|_| Instant::now());
-        self.active_speaker = identity.clone();
+    fn announce_speaker(&self) {
+        let identity = self.speaker.current().map(str::to_string);
         self.tell_recording(RoomEvent::ActiveSpeaker(identity.clone()));
         self.announce_except("", ServerMessage::ActiveSpeaker { identity });
     }
