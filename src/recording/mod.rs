@@ -10,6 +10,7 @@ mod fork;
 mod manager;
 mod notify;
 mod recover;
+mod rules;
 mod session;
 pub mod state;
 

@@ -5,6 +5,7 @@
 use super::deliver::deliver;
 use super::fork::Fork;
 use super::manager::ManagerTx;
+use super::rules::{AutoStop, Limits};
 use super::state::{FileEntry, FileOrigin, RecordingState, Status, StopReason};
 use super::{Ctx, RecError, RecordingEvent};
 use crate::metrics::METRICS;
@@ -14,7 +15,7 @@ use pipelines::{
     EventStream, Health, InputStats, Outcome, Recorder, RecorderEvent, RecordingRequest,
     RecordingSpec, TrackKind,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -51,9 +52,7 @@ pub(super) struct Session {
     room: RoomHandle,
     recorder: Arc<Recorder>,
     forks: HashMap<String, Fork>,
-    present: HashSet<String>,
-    empty_since: Option<Instant>,
-    last_media: Instant,
+    rules: AutoStop,
     last_checkpoint: Instant,
     /// Latest counters per input (inputs that left keep their last counters).
     inputs: HashMap<String, InputStats>,
@@ -115,15 +114,14 @@ async fn start(
     ctx.commit(&mut state, Status::Recording, RecordingEvent::Started)
         .await;
     let _ = reply.send(Ok(state.clone()));
+    let rules = AutoStop::new(limits(&ctx), Instant::now());
     let mut session = Session {
         ctx,
         state,
         room,
         recorder: Arc::new(recorder),
         forks: HashMap::new(),
-        present: HashSet::new(),
-        empty_since: None,
-        last_media: Instant::now(),
+        rules,
         last_checkpoint: Instant::now(),
         inputs: HashMap::new(),
         drops_counted: HashMap::new(),
@@ -137,6 +135,15 @@ async fn start(
     }
     session.speaker(snapshot.active_speaker).await;
     session.run(commands, room_rx, events).await;
+}
+
+fn limits(ctx: &Ctx) -> Limits {
+    let cfg = &ctx.config;
+    Limits {
+        max_duration: cfg.max_duration,
+        empty_timeout: cfg.empty_timeout,
+        no_media_timeout: cfg.no_media_timeout,
+    }
 }
 
 /// Creates the room's spool directory and starts the pipeline.
@@ -195,8 +202,7 @@ impl Session {
                     Some(event) => self.room_event(event).await,
                     None => {
                         room_open = false;
-                        self.present.clear();
-                        self.empty_since.get_or_insert_with(Instant::now);
+                        self.rules.room_closed(Instant::now());
                         Next::Continue
                     }
                 },
@@ -239,7 +245,7 @@ impl Session {
             }
             (Action::Resume, Status::Paused) => {
                 let r = self.recorder.resume().await;
-                self.last_media = Instant::now();
+                self.rules.media(Instant::now());
                 self.after(r, Status::Recording, RecordingEvent::Resumed)
                     .await
             }
@@ -279,7 +285,7 @@ impl Session {
         match event {
             RoomEvent::Joined(p) => self.joined(&p.identity, &p.name),
             RoomEvent::Left(identity) => {
-                self.present.remove(&identity);
+                self.rules.left(&identity, Instant::now());
                 if let Some(p) = self
                     .state
                     .participants
@@ -287,9 +293,6 @@ impl Session {
                     .find(|p| p.identity == identity)
                 {
                     p.left_at = Some(super::state::now());
-                }
-                if self.present.is_empty() {
-                    self.empty_since.get_or_insert_with(Instant::now);
                 }
             }
             RoomEvent::TrackPublished(track) => self.add_track(&track),
@@ -304,8 +307,7 @@ impl Session {
     }
 
     fn joined(&mut self, identity: &str, name: &str) {
-        self.present.insert(identity.to_string());
-        self.empty_since = None;
+        self.rules.joined(identity);
         self.state.participant(identity, name).left_at = None;
     }
 
@@ -350,10 +352,12 @@ impl Session {
 
     async fn tick(&mut self) -> Next {
         let health = self.refresh();
+        let now = Instant::now();
         if let Some(age) = health.inputs.iter().filter_map(|i| i.last_packet_age).min() {
-            self.last_media = self.last_media.max(Instant::now() - age);
+            self.rules.media(now - age);
         }
-        if let Some(reason) = self.auto_stop_reason(&health) {
+        let recording = self.state.status == Status::Recording;
+        if let Some(reason) = self.rules.check(health.position, recording, now) {
             tracing::info!(
                 "recording {}: auto-stop ({reason:?})",
                 self.state.recording_id
@@ -369,24 +373,6 @@ impl Session {
             self.ctx.save(&self.state).await;
         }
         Next::Continue
-    }
-
-    fn auto_stop_reason(&self, health: &Health) -> Option<StopReason> {
-        let cfg = &self.ctx.config;
-        if health.position >= cfg.max_duration {
-            return Some(StopReason::MaxDuration);
-        }
-        if self
-            .empty_since
-            .is_some_and(|t| t.elapsed() >= cfg.empty_timeout)
-        {
-            return Some(StopReason::RoomEmpty);
-        }
-        let recording = self.state.status == Status::Recording;
-        if recording && self.last_media.elapsed() >= cfg.no_media_timeout {
-            return Some(StopReason::NoMedia);
-        }
-        None
     }
 
     /// Updates duration, sizes, per-participant counters and drop metrics from the recorder.
