@@ -13,6 +13,9 @@ pub struct ServeArgs {
     /// Development mode: fixed token secret and `GET /api/dev/token`.
     #[arg(long, env = "CAPSTAN_DEV")]
     pub dev: bool,
+    /// Call UI test hooks: pages expose `window.capstan` (state, stats) for browser tests.
+    #[arg(long, env = "CAPSTAN_UI_TEST_HOOKS")]
+    pub ui_test_hooks: bool,
     /// Configuration file (default: ./capstan.toml when it exists).
     #[arg(long, env = "CAPSTAN_CONFIG")]
     pub config: Option<PathBuf>,
@@ -69,6 +72,7 @@ struct FileConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub dev: bool,
+    pub ui_test_hooks: bool,
     pub http_addr: SocketAddr,
     pub data_dir: PathBuf,
     pub jwt_secret: String,
@@ -161,6 +165,7 @@ impl Config {
             .resolve(&data_dir)?;
         Ok(Self {
             dev: args.dev,
+            ui_test_hooks: args.ui_test_hooks,
             http_addr: args
                 .http_addr
                 .or(file.http_addr)

@@ -230,3 +230,40 @@ async fn a_participant_without_a_media_port_is_told_why() {
     let message = refused["message"].as_str().unwrap();
     assert!(message.contains("port range exhausted"), "{message}");
 }
+
+/// The call UI's test hooks are not served to users: only a server started with
+/// `--ui-test-hooks` marks its pages so that app.js exposes `window.capstan`.
+#[tokio::test]
+async fn ui_test_hooks_are_served_only_when_asked_for() {
+    for (env, marked) in [
+        (vec![], false),
+        (vec![("CAPSTAN_UI_TEST_HOOKS", "true")], true),
+    ] {
+        let server = TestServer::start_with(&env).await;
+        for path in ["/", "/room/r"] {
+            let page = reqwest::get(format!("{}{path}", server.base))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert!(page.contains("<html"), "{path}: {page}");
+            assert_eq!(
+                page.contains("data-test-hooks"),
+                marked,
+                "{path} with {env:?}"
+            );
+        }
+    }
+    let server = TestServer::start().await;
+    let app = reqwest::get(format!("{}/static/app.js", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        app.contains("hasAttribute('data-test-hooks')) window.capstan"),
+        "app.js installs its hooks only on marked pages"
+    );
+}

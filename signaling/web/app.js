@@ -1009,7 +1009,9 @@
       return out;
     }
 
-    window.capstan = {
+    // Browser tests read state and stats here; served pages carry the attribute only when
+    // the server runs with --ui-test-hooks.
+    if (document.documentElement.hasAttribute('data-test-hooks')) window.capstan = {
       state() {
         const [connection, connectionText] = connState();
         return {

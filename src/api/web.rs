@@ -17,16 +17,23 @@ fn serve(asset: &Asset) -> Response {
     ([(header::CONTENT_TYPE, asset.content_type)], asset.body).into_response()
 }
 
-fn page(html: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, web::HTML)], html).into_response()
+/// A page of the call UI; with `--ui-test-hooks` its `<html>` carries `data-test-hooks`,
+/// and only then does app.js expose `window.capstan`.
+fn page(state: &AppState, html: &'static str) -> Response {
+    let body = if state.config.ui_test_hooks {
+        html.replacen("<html", "<html data-test-hooks", 1)
+    } else {
+        html.to_string()
+    };
+    ([(header::CONTENT_TYPE, web::HTML)], body).into_response()
 }
 
-pub async fn index() -> Response {
-    page(web::index())
+pub async fn index(State(state): State<AppState>) -> Response {
+    page(&state, web::index())
 }
 
-pub async fn room(Path(_room): Path<String>) -> Response {
-    page(web::room())
+pub async fn room(State(state): State<AppState>, Path(_room): Path<String>) -> Response {
+    page(&state, web::room())
 }
 
 pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {

@@ -99,6 +99,7 @@ async function startServer() {
       CAPSTAN_HTTP_ADDR: `127.0.0.1:${port}`,
       CAPSTAN_DATA_DIR: env.dataDir,
       CAPSTAN_RTC_BIND_IPS: '127.0.0.1',
+      CAPSTAN_UI_TEST_HOOKS: 'true', // pages expose window.capstan to the tests
       RUST_LOG: 'warn',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
