@@ -42,12 +42,61 @@ fn page(template: &str) -> String {
     template.replacen(line, &form.join("\n"), 1)
 }
 
-/// Files served under `/static/`.
+/// Content type of the ES modules.
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Files served under `/static/`: `app.js` is the entry module of both pages and imports
+/// the others (no build step).
 pub const STATIC: &[Asset] = &[
     Asset {
         path: "app.js",
-        content_type: "text/javascript; charset=utf-8",
+        content_type: JS,
         body: include_str!("../web/app.js"),
+    },
+    Asset {
+        path: "ui.js",
+        content_type: JS,
+        body: include_str!("../web/ui.js"),
+    },
+    Asset {
+        path: "lobby.js",
+        content_type: JS,
+        body: include_str!("../web/lobby.js"),
+    },
+    Asset {
+        path: "state.js",
+        content_type: JS,
+        body: include_str!("../web/state.js"),
+    },
+    Asset {
+        path: "call.js",
+        content_type: JS,
+        body: include_str!("../web/call.js"),
+    },
+    Asset {
+        path: "tiles.js",
+        content_type: JS,
+        body: include_str!("../web/tiles.js"),
+    },
+    Asset {
+        path: "controls.js",
+        content_type: JS,
+        body: include_str!("../web/controls.js"),
+    },
+    Asset {
+        path: "recording.js",
+        content_type: JS,
+        body: include_str!("../web/recording.js"),
+    },
+    Asset {
+        path: "recordings-panel.js",
+        content_type: JS,
+        body: include_str!("../web/recordings-panel.js"),
+    },
+    Asset {
+        path: "stats.js",
+        content_type: JS,
+        body: include_str!("../web/stats.js"),
     },
     Asset {
         path: "style.css",
