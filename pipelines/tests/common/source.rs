@@ -1,9 +1,11 @@
 //! Synthetic RTP sources for tests: VP8/Opus generated with GStreamer
 //! (`videotestsrc ! vp8enc ! rtpvp8pay`, `audiotestsrc ! opusenc ! rtpopuspay`, or raw frames
 //! through `appsrc` for A/V sync markers), edited (SSRC, splicing, gaps, stalls) and pushed in
-//! real time through a `TrackInput`. Depends only on gstreamer, gstreamer-app and `pipelines`,
+//! real time through a `TrackInput`; or real Chromium RTP replayed from the repository's
+//! `fixtures/` (`fixture`). Depends only on gstreamer, gstreamer-app and `pipelines`,
 //! so other crates' tests can include it with `#[path]`.
 
+use std::path::Path;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -158,6 +160,36 @@ pub fn beeps(secs: f64, marks: &[f64]) -> RtpTrack {
          ! opusenc frame-size=20 ! rtpopuspay pt={OPUS_PT} ! appsink name=out sync=false"
     );
     collect(&desc, feed, Duration::from_secs_f64(secs), 48_000)
+}
+
+/// `fixtures/<name>` (format in fixtures/README.md): each packet at its capture's arrival
+/// time; the track lasts until the last one. The payload types are [`VP8_PT`] and [`OPUS_PT`].
+pub fn fixture(name: &str) -> RtpTrack {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(name);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut packets = Vec::new();
+    let mut rest = bytes.as_slice();
+    while !rest.is_empty() {
+        let at = u32::from_be_bytes(rest[..4].try_into().unwrap());
+        let len = usize::from(u16::from_be_bytes([rest[4], rest[5]]));
+        packets.push(Packet {
+            at: Duration::from_micros(at.into()),
+            data: rest[6..6 + len].to_vec(),
+        });
+        rest = &rest[6 + len..];
+    }
+    let clock_rate = match packets[0].data[1] & 0x7f {
+        OPUS_PT => 48_000,
+        VP8_PT => 90_000,
+        pt => panic!("{name}: payload type {pt}"),
+    };
+    RtpTrack {
+        duration: packets.last().unwrap().at,
+        packets,
+        clock_rate,
+    }
 }
 
 fn timed(mut buf: gst::Buffer, pts: u64, dur: u64) -> gst::Buffer {
