@@ -1,5 +1,5 @@
-// Shared by the browser tests: a real `capstan serve --dev` and headless Debian Chromium (fake
-// camera and microphone) opening pages of signaling/web/.
+// Shared by the browser tests and scripts/capture-fixtures.mjs: a real `capstan serve --dev`
+// and headless Debian Chromium (fake camera and microphone) opening pages of signaling/web/.
 //
 // Environment:
 //   CAPSTAN_BIN       server binary (default ../../target/debug/capstan, relative to this folder)
