@@ -235,18 +235,17 @@ async fn a_participant_without_a_media_port_is_told_why() {
 /// `--ui-test-hooks` marks its pages so that app.js exposes `window.capstan`.
 #[tokio::test]
 async fn ui_test_hooks_are_served_only_when_asked_for() {
+    async fn body(server: &TestServer, path: &str) -> String {
+        let url = format!("{}{path}", server.base);
+        reqwest::get(url).await.unwrap().text().await.unwrap()
+    }
     for (env, marked) in [
         (vec![], false),
         (vec![("CAPSTAN_UI_TEST_HOOKS", "true")], true),
     ] {
         let server = TestServer::start_with(&env).await;
         for path in ["/", "/room/r"] {
-            let page = reqwest::get(format!("{}{path}", server.base))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let page = body(&server, path).await;
             assert!(page.contains("<html"), "{path}: {page}");
             assert_eq!(
                 page.contains("data-test-hooks"),
@@ -254,16 +253,10 @@ async fn ui_test_hooks_are_served_only_when_asked_for() {
                 "{path} with {env:?}"
             );
         }
+        let app = body(&server, "/static/app.js").await;
+        assert!(
+            app.contains("hasAttribute('data-test-hooks')) window.capstan"),
+            "app.js installs its hooks only on marked pages"
+        );
     }
-    let server = TestServer::start().await;
-    let app = reqwest::get(format!("{}/static/app.js", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        app.contains("hasAttribute('data-test-hooks')) window.capstan"),
-        "app.js installs its hooks only on marked pages"
-    );
 }
