@@ -31,7 +31,10 @@ pub fn parse(packet: &[u8]) -> Result<Header, Malformed> {
     } else {
         0
     };
-    if header_len + padding >= packet.len() {
+    // A packet of padding only is valid (Chromium's bandwidth probes use the media SSRC and
+    // sequence numbers): it goes on so the jitter buffer sees no gap; depayloaders skip it.
+    let padding_only = padding > 0 && header_len + padding == packet.len();
+    if header_len + padding >= packet.len() && !padding_only {
         return Err(Malformed);
     }
     Ok(Header {
@@ -70,6 +73,16 @@ mod tests {
         p[0] = 0x40;
         assert_eq!(parse(&p), Err(Malformed));
         assert_eq!(parse(&packet(96, 1, &[])), Err(Malformed));
+    }
+
+    #[test]
+    fn accepts_a_padding_only_packet() {
+        let mut p = packet(96, 7, &[0, 0, 0, 4]);
+        p[0] |= 0x20;
+        assert_eq!(parse(&p).map(|h| h.ssrc), Ok(7));
+        let last = p.len() - 1;
+        p[last] = 5; // more padding than the packet holds
+        assert_eq!(parse(&p), Err(Malformed));
     }
 
     #[test]
