@@ -2,7 +2,6 @@
 
 pub mod api;
 pub mod auth;
-pub mod catalog;
 pub mod config;
 pub mod metrics;
 pub mod recording;
@@ -19,7 +18,7 @@ pub async fn serve(config: config::Config) -> std::io::Result<()> {
     let io = |e: String| std::io::Error::other(e);
     let peers = sfu::peer::PeerFactory::new(config.rtc.clone());
     let sfu = sfu::Sfu::start(peers, config.max_participants);
-    let catalog = catalog::SqliteCatalog::open(&config.data_dir.join("catalog.sqlite3"))
+    let catalog = recording::catalog::SqliteCatalog::open(&config.data_dir.join("catalog.sqlite3"))
         .map_err(|e| io(e.to_string()))?;
     let storage = storage::Storage::new(&config.recording.storage).map_err(io)?;
     let webhooks = webhooks::Webhooks::new(config.recording.webhooks.clone());

@@ -5,7 +5,7 @@ use super::recordings::{
     caller, control_for, recording_in_room, require_member, start_for, Action, StartQuery,
 };
 use super::{ApiError, AppState};
-use crate::catalog::ListFilter;
+use crate::recording::catalog::ListFilter;
 use crate::recording::{RecError, RecordingState, Status};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};

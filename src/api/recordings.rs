@@ -4,7 +4,7 @@
 use super::error::bearer;
 use super::{ApiError, AppState};
 use crate::auth::{unix_now, AuthError, Claims, Role};
-use crate::catalog::ListFilter;
+use crate::recording::catalog::ListFilter;
 use crate::recording::state::FileEntry;
 use crate::recording::{RecError, RecordingParams, RecordingState, Status};
 use crate::signed_url::{Signature, UrlError};

@@ -3,6 +3,7 @@
 //! in the `[recording]` table of `capstan.toml`; the environment and flags win.
 
 use crate::storage::s3::S3Config;
+use crate::storage::StorageConfig;
 use crate::webhooks::WebhookConfig;
 use clap::Args;
 use serde::Deserialize;
@@ -93,15 +94,6 @@ pub struct RecordingArgs {
         hide_env_values = true
     )]
     pub webhook_secret: Option<String>,
-}
-
-/// Where finished recordings go.
-#[derive(Debug, Clone)]
-pub enum StorageConfig {
-    /// Files stay in the output directory.
-    Local,
-    /// Files are uploaded, then removed from the spool.
-    S3(Box<S3Config>),
 }
 
 /// Resolved recording settings.

@@ -2,11 +2,11 @@
 //! room, at most `max_concurrent` on the server and `max_per_user` per user. It serialises
 //! deliveries (one upload per recording at a time). [`Recordings`] is the API's handle.
 
+use super::catalog::ListFilter;
 use super::deliver::deliver;
 use super::session::{self, Action, SessionCmd, SessionTx};
 use super::state::{RecordingState, Status, UploadPhase};
 use super::{recover, Ctx, RecError, RecordingEvent, RecordingParams};
-use crate::catalog::ListFilter;
 use crate::metrics::METRICS;
 use crate::sfu::room::RoomHandle;
 use crate::storage::{remove_local, Storage};
@@ -239,7 +239,7 @@ impl Recordings {
     /// Recovers recordings interrupted by a crash, then starts the manager (and retention).
     pub async fn start(
         config: super::config::RecordingConfig,
-        catalog: std::sync::Arc<dyn crate::catalog::Catalog>,
+        catalog: std::sync::Arc<dyn super::catalog::Catalog>,
         storage: Storage,
         notifier: super::Notifier,
     ) -> Self {

@@ -4,6 +4,7 @@
 //! delivery step (local spool → object store). Every transition is written to the catalog
 //! before it is announced to the room and to webhooks.
 
+pub mod catalog;
 pub mod config;
 mod deliver;
 mod fork;
@@ -19,8 +20,8 @@ pub use notify::{Notifier, RecordingEvent};
 pub use session::Action;
 pub use state::{RecordingParams, RecordingState, Status};
 
-use crate::catalog::{Catalog, CatalogError};
 use crate::storage::Storage;
+use catalog::{Catalog, CatalogError};
 use config::RecordingConfig;
 use std::sync::Arc;
 

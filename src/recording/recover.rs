@@ -3,10 +3,10 @@
 //! recording is marked completed with `metadata.interrupted = true`, or failed with the reason
 //! when nothing could be saved. Recordings that were being delivered are delivered again.
 
+use super::catalog::ListFilter;
 use super::session::file_entry;
 use super::state::{FileEntry, RecordingState, Status, StopReason};
 use super::{Ctx, RecordingEvent};
-use crate::catalog::ListFilter;
 use crate::storage::room_dir;
 use std::path::{Path, PathBuf};
 

@@ -544,8 +544,7 @@ pub(super) fn file_entry(f: &pipelines::OutputFile) -> FileEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::SqliteCatalog;
-    use crate::config::RtcConfig;
+    use crate::recording::catalog::SqliteCatalog;
     use crate::recording::config::RecordingArgs;
     use crate::recording::state::RecordingParams;
     use crate::recording::Notifier;
@@ -564,7 +563,7 @@ mod tests {
             config: Arc::new(config),
             storage: Storage::Local,
             notifier: Notifier::new(
-                Sfu::start(PeerFactory::new(RtcConfig::default()), 4),
+                Sfu::start(PeerFactory::new(Default::default()), 4),
                 webhooks,
             ),
         };

@@ -4,7 +4,6 @@
 
 pub mod s3;
 
-use crate::recording::config::StorageConfig;
 use std::path::{Path, PathBuf};
 
 /// The configured backend.
@@ -20,6 +19,15 @@ pub enum Storage {
 pub enum Backend {
     Local,
     S3,
+}
+
+/// Where finished recordings go.
+#[derive(Debug, Clone)]
+pub enum StorageConfig {
+    /// Files stay in the output directory.
+    Local,
+    /// Files are uploaded, then removed from the spool.
+    S3(Box<s3::S3Config>),
 }
 
 impl Storage {

@@ -2,7 +2,7 @@
 //! multi-node deployments); [`SqliteCatalog`] is the embedded one: a SQLite file under the data
 //! dir, owned by one thread that async callers talk to through a channel.
 
-use crate::recording::state::{RecordingState, Status};
+use super::state::{RecordingState, Status};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::mpsc;
