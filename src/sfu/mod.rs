@@ -7,11 +7,13 @@ pub mod peer;
 pub mod ports;
 pub mod publisher;
 pub mod room;
+mod rtc_config;
 pub mod session;
 mod speaker;
 pub mod subscriber;
 
 use room::{JoinError, JoinRequest, Joined, Room, RoomCmd, RoomHandle};
+pub use rtc_config::RtcConfig;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};

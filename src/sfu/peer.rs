@@ -2,7 +2,7 @@
 //! into channel messages (callbacks run on the connection's driver task and must not block).
 
 use super::ports::{PortLease, PortPool};
-use crate::config::RtcConfig;
+use super::RtcConfig;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;

@@ -252,9 +252,9 @@ async fn relay_keyframe_requests(local: Arc<TrackLocalStaticRTP>, forwarder: For
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RtcConfig;
     use crate::sfu::forwarder::{test_handle, Command};
     use crate::sfu::peer::PeerFactory;
+    use crate::sfu::RtcConfig;
     use signaling::protocol::TrackInfo;
 
     fn alive_tasks() -> usize {
