@@ -15,7 +15,8 @@ use crate::build::{self, BuiltOutput};
 use crate::events::{self, EventSender, EventStream, RecorderEvent};
 use crate::input::{Timeline, TrackInput};
 use crate::plan::{self, BranchPlan, OutputPlan, PlanContext, Target, TILE_HOLD_NS};
-use crate::recorder::{lock, RecorderError, Shared};
+use crate::recorder::RecorderError;
+use crate::shared::{lock, Shared};
 use crate::spec::{Mode, RecordingSpec, TrackKind, TrackSpec};
 use crate::stats::{Outcome, OutputFile, RecorderState};
 

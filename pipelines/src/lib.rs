@@ -81,6 +81,7 @@ pub mod plan;
 mod recorder;
 mod rtp;
 mod salvage;
+mod shared;
 mod spec;
 mod stats;
 

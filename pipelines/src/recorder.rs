@@ -2,18 +2,18 @@
 //! control thread per recorder; methods send it a command and await the reply.
 
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use gstreamer as gst;
 use tokio::sync::oneshot;
 
 use crate::build::BuildError;
 use crate::control::{self, Command, Msg};
 use crate::events::EventStream;
-use crate::input::{Timeline, TrackInput};
+use crate::input::TrackInput;
+use crate::shared::{lock, Shared};
 use crate::spec::{RecordingSpec, SpecError, TrackSpec};
-use crate::stats::{Health, Outcome, OutputFile, RecorderState};
+use crate::stats::{Health, Outcome, RecorderState};
 
 /// Why a recorder operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,36 +48,6 @@ pub enum RecorderError {
     /// The recorder has already finished.
     #[error("recorder has finished")]
     Finished,
-}
-
-/// Locks a mutex, ignoring poisoning (the data are plain counters and lists).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// State shared between the handle, the inputs and the control thread.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) timeline: Arc<Timeline>,
-    pub(crate) inputs: Mutex<Vec<TrackInput>>,
-    pub(crate) files: Mutex<Vec<OutputFile>>,
-    pub(crate) errors: Mutex<Vec<String>>,
-    pub(crate) paused_at: Mutex<Option<gst::ClockTime>>,
-}
-
-impl Shared {
-    pub(crate) fn note_error(&self, message: String) {
-        let mut errors = lock(&self.errors);
-        if errors.len() == 16 {
-            errors.remove(0);
-        }
-        errors.push(message);
-    }
-
-    pub(crate) fn position(&self) -> gst::ClockTime {
-        let paused = *lock(&self.paused_at);
-        paused.unwrap_or_else(|| self.timeline.now())
-    }
 }
 
 /// A running recording: RTP in through [`TrackInput`]s, files out.
