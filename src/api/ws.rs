@@ -2,7 +2,7 @@
 
 use super::{ApiError, AppState};
 use crate::auth::AuthError;
-use crate::sfu::session::{self, Incoming, Participant};
+use crate::sfu::participant::{self, Incoming, Participant};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -62,7 +62,7 @@ async fn bridge(socket: WebSocket, state: AppState, participant: Participant) {
     let (mut sink, mut stream) = socket.split();
     let (in_tx, in_rx) = mpsc::channel(32);
     let (out_tx, mut out_rx) = mpsc::channel(64);
-    let session = tokio::spawn(session::run(state.sfu.clone(), participant, in_rx, out_tx));
+    let session = tokio::spawn(participant::run(state.sfu.clone(), participant, in_rx, out_tx));
     loop {
         tokio::select! {
             frame = stream.next() => {

@@ -8,7 +8,7 @@ pub mod ports;
 pub mod publisher;
 pub mod room;
 mod rtc_config;
-pub mod session;
+pub mod participant;
 mod speaker;
 pub mod subscriber;
 
