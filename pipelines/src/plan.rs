@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::layout::{self, Rect};
-use crate::spec::{AudioCodec, Codec, Mode, RecordingSpec, TrackKind, TrackSpec, VideoCodec};
+use crate::spec::{
+    AudioCodec, Codec, Mode, QualitySettings, RecordingSpec, TrackKind, TrackSpec, VideoCodec,
+};
 
 /// Jitter buffer latency for every input, in milliseconds.
 pub const JITTER_LATENCY_MS: u32 = 200;
@@ -31,6 +33,19 @@ pub const MIXER_LATENCY_NS: u64 = 100_000_000;
 pub const TILE_HOLD_NS: u64 = 1_000_000_000;
 /// Upper bound of RTP bytes queued in an input's appsrc.
 pub const APPSRC_MAX_BYTES: u64 = 2_000_000;
+/// Upper bound of raw video bytes in one queue, whatever its time bound: 1 s of 3840x2160@60
+/// I420 alone is 746 MB (one ultra composite with no inputs reached 1.95 GB RSS unbounded).
+pub const RAW_VIDEO_QUEUE_MAX_BYTES: u64 = 32 * 1024 * 1024;
+/// Bytes per second of raw audio in the mixers' format at most (48 kHz stereo F32).
+const RAW_AUDIO_BYTES_PER_SECOND: u64 = 48_000 * 2 * 4;
+/// Encoded queues hold their time bound at twice the target bitrate (keyframes, bursts), and
+/// at least this much.
+const ENCODED_QUEUE_MIN_BYTES: u64 = 256 * 1024;
+/// Passthrough queues carry the publisher's encoded video, whose bitrate the server does not
+/// set: sized for this many bits per second (browsers' WebRTC video stays below it).
+const PASSTHROUGH_VIDEO_BITRATE: u64 = 4_000_000;
+/// Opus's highest bitrate (RFC 6716).
+const OPUS_MAX_BITRATE: u64 = 510_000;
 
 /// One GStreamer element: factory name and properties as GStreamer value strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,7 +289,7 @@ pub fn branch(spec: &RecordingSpec, track: &TrackSpec, ctx: &PlanContext) -> Bra
         }
         Mode::Composite => (
             depayloader(track.codec),
-            decode_tail(track),
+            decode_tail(spec, track),
             Target::Mixer(track.kind),
         ),
     };
@@ -331,42 +346,75 @@ fn depayloader(codec: Codec) -> ElementPlan {
     }
 }
 
-fn queue(max_time_ns: u64, leaky: bool) -> ElementPlan {
+/// A queue bounded by time and by bytes, whichever is reached first.
+fn queue(max_time_ns: u64, max_bytes: u64, leaky: bool) -> ElementPlan {
     let leaky = if leaky { "downstream" } else { "no" };
     ElementPlan::new(
         "queue",
         &[
             ("max-size-time", &max_time_ns),
             ("max-size-buffers", &0),
-            ("max-size-bytes", &0),
+            ("max-size-bytes", &max_bytes),
             ("leaky", &leaky),
         ],
     )
 }
 
+/// Raw I420 video of the preset's canvas for `ns`, capped at [`RAW_VIDEO_QUEUE_MAX_BYTES`]
+/// but never under one frame (decoded inputs larger than the canvas fit fewer frames).
+pub fn raw_video_queue_bytes(q: QualitySettings, ns: u64) -> u64 {
+    let frame = u64::from(q.width) * u64::from(q.height) * 3 / 2;
+    let frames = (u64::from(q.fps) * ns).div_ceil(1_000_000_000).max(1);
+    (frame * frames).min(RAW_VIDEO_QUEUE_MAX_BYTES).max(frame)
+}
+
+/// Raw audio for `ns`.
+pub fn raw_audio_queue_bytes(ns: u64) -> u64 {
+    RAW_AUDIO_BYTES_PER_SECOND * ns / 1_000_000_000
+}
+
+/// Encoded media at `bitrate` bits per second for `ns`, with twice the room.
+pub fn encoded_queue_bytes(bitrate: u64, ns: u64) -> u64 {
+    (2 * bitrate / 8 * ns / 1_000_000_000).max(ENCODED_QUEUE_MIN_BYTES)
+}
+
 /// Passthrough: hold a few seconds so the muxer can wait for the first keyframe.
 fn passthrough_tail(codec: Codec) -> Vec<ElementPlan> {
+    const HOLD_NS: u64 = 5_000_000_000;
     match codec {
-        Codec::Vp8 => vec![queue(5_000_000_000, true)],
+        Codec::Vp8 => vec![queue(
+            HOLD_NS,
+            encoded_queue_bytes(PASSTHROUGH_VIDEO_BITRATE, HOLD_NS),
+            true,
+        )],
         Codec::Opus => vec![
             ElementPlan::new("opusparse", &[]),
-            queue(5_000_000_000, true),
+            queue(
+                HOLD_NS,
+                encoded_queue_bytes(OPUS_MAX_BITRATE, HOLD_NS),
+                true,
+            ),
         ],
     }
 }
 
-fn decode_tail(track: &TrackSpec) -> Vec<ElementPlan> {
+fn decode_tail(spec: &RecordingSpec, track: &TrackSpec) -> Vec<ElementPlan> {
+    const HOLD_NS: u64 = 500_000_000;
     match track.codec {
         Codec::Vp8 => vec![
             ElementPlan::new("vp8dec", &[]),
             name_label(&track.participant),
-            queue(500_000_000, true),
+            queue(
+                HOLD_NS,
+                raw_video_queue_bytes(spec.quality().settings(), HOLD_NS),
+                true,
+            ),
         ],
         Codec::Opus => vec![
             ElementPlan::new("opusdec", &[("plc", &true)]),
             ElementPlan::new("audioconvert", &[]),
             ElementPlan::new("audioresample", &[]),
-            queue(500_000_000, true),
+            queue(HOLD_NS, raw_audio_queue_bytes(HOLD_NS), true),
         ],
     }
 }
@@ -395,6 +443,10 @@ fn composite_mixers(spec: &RecordingSpec) -> Vec<MixerPlan> {
     mixers
 }
 
+/// Time bounds of the queues before and after a mixer's encoder.
+const RAW_HOLD_NS: u64 = 1_000_000_000;
+const ENCODED_HOLD_NS: u64 = 2_000_000_000;
+
 fn video_mixer(spec: &RecordingSpec, codec: VideoCodec) -> MixerPlan {
     let q = spec.quality().settings();
     // Colorimetry is fixed too: the background alone negotiates bt709 at HD sizes, and a
@@ -406,10 +458,14 @@ fn video_mixer(spec: &RecordingSpec, codec: VideoCodec) -> MixerPlan {
     );
     let mut encode = vec![
         ElementPlan::new("capsfilter", &[("caps", &raw)]),
-        queue(1_000_000_000, false),
+        queue(RAW_HOLD_NS, raw_video_queue_bytes(q, RAW_HOLD_NS), false),
     ];
     encode.extend(video_encoder(codec, q.video_bitrate, q.fps));
-    encode.push(queue(2_000_000_000, false));
+    encode.push(queue(
+        ENCODED_HOLD_NS,
+        encoded_queue_bytes(q.video_bitrate.into(), ENCODED_HOLD_NS),
+        false,
+    ));
     MixerPlan {
         kind: TrackKind::Video,
         skip_buffers: 0,
@@ -467,7 +523,7 @@ fn audio_mixer(spec: &RecordingSpec) -> MixerPlan {
     let bitrate = spec.quality().settings().audio_bitrate;
     let mut encode = vec![
         ElementPlan::new("capsfilter", &[("caps", &raw)]),
-        queue(1_000_000_000, false),
+        queue(RAW_HOLD_NS, raw_audio_queue_bytes(RAW_HOLD_NS), false),
     ];
     encode.extend(match spec.audio_codec() {
         AudioCodec::Opus => vec![ElementPlan::new("opusenc", &[("bitrate", &bitrate)])],
@@ -477,7 +533,11 @@ fn audio_mixer(spec: &RecordingSpec) -> MixerPlan {
             ElementPlan::new("aacparse", &[]),
         ],
     });
-    encode.push(queue(2_000_000_000, false));
+    encode.push(queue(
+        ENCODED_HOLD_NS,
+        encoded_queue_bytes(bitrate.into(), ENCODED_HOLD_NS),
+        false,
+    ));
     let aac = spec.audio_codec() == AudioCodec::Aac;
     let mut mixer_props: Vec<(&'static str, &dyn ToString)> = vec![
         ("start-time-selection", &MIXER_START),
@@ -546,10 +606,14 @@ mod tests {
     use crate::spec::{Format, Layout, Quality, RecordingRequest};
 
     fn spec(mode: Mode, format: Format, audio_only: bool) -> RecordingSpec {
+        spec_at(mode, format, Quality::Low, audio_only)
+    }
+
+    fn spec_at(mode: Mode, format: Format, quality: Quality, audio_only: bool) -> RecordingSpec {
         RecordingSpec::new(RecordingRequest {
             mode,
             format,
-            quality: Quality::Low,
+            quality,
             layout: Layout::Speaker,
             audio_only,
             output_dir: "/rec".into(),
@@ -730,5 +794,105 @@ mod tests {
         assert_eq!((bob.rect.x, bob.rect.y, bob.rect.width), (0, 0, 854));
         let alice = p.tiles.iter().find(|t| t.input == "a-v").unwrap();
         assert!(alice.rect.y > 0);
+    }
+
+    fn queues(p: &Plan) -> Vec<&ElementPlan> {
+        let chains = p.branches.iter().map(|b| &b.chain);
+        chains
+            .chain(p.mixers.iter().map(|m| &m.encode))
+            .flat_map(|c| &c.elements)
+            .filter(|e| e.factory == "queue")
+            .collect()
+    }
+
+    fn max_bytes(e: &ElementPlan) -> u64 {
+        e.prop("max-size-bytes").unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn every_queue_is_bounded_in_bytes() {
+        let qualities = [Quality::Low, Quality::Medium, Quality::High, Quality::Ultra];
+        for (mode, format) in [
+            (Mode::Tracks, Format::Webm),
+            (Mode::Tracks, Format::Mkv),
+            (Mode::Composite, Format::Webm),
+            (Mode::Composite, Format::Mkv),
+            (Mode::Composite, Format::Mp4),
+        ] {
+            for quality in qualities {
+                let s = spec_at(mode, format, quality, false);
+                let p = plan(&s, &room(), &PlanContext::default());
+                let qs = queues(&p);
+                assert!(!qs.is_empty());
+                for q in qs {
+                    let bytes = max_bytes(q);
+                    assert!(
+                        bytes > 0 && bytes <= RAW_VIDEO_QUEUE_MAX_BYTES,
+                        "{mode} {format} {quality}: {bytes}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn raw_video_queues_hold_their_time_at_the_canvas_size_up_to_a_cap() {
+        let low = plan(
+            &spec(Mode::Composite, Format::Webm, false),
+            &room(),
+            &PlanContext::default(),
+        );
+        // 854x480 I420 is 614,880 bytes: 0.5 s at 24 fps is 12 frames, 1 s is 24.
+        let decoded = low.branches[0].chain.elements.last().unwrap();
+        assert_eq!(decoded.prop("max-size-time"), Some("500000000"));
+        assert_eq!(max_bytes(decoded), 12 * 614_880);
+        let video = &low.mixers[0].encode.elements;
+        assert_eq!(max_bytes(&video[1]), 24 * 614_880, "before the encoder");
+        assert_eq!(
+            max_bytes(video.last().unwrap()),
+            500_000,
+            "2 s at 2 x 1 Mbit/s"
+        );
+        let audio = &low.mixers[1].encode.elements;
+        assert_eq!(max_bytes(&audio[1]), 384_000, "1 s of 48 kHz stereo F32");
+        assert_eq!(max_bytes(audio.last().unwrap()), ENCODED_QUEUE_MIN_BYTES);
+        let opus = low.branches[1].chain.elements.last().unwrap();
+        assert_eq!(max_bytes(opus), 192_000, "0.5 s of raw audio");
+
+        let ultra = plan(
+            &spec_at(Mode::Composite, Format::Mp4, Quality::Ultra, false),
+            &room(),
+            &PlanContext::default(),
+        );
+        let video = &ultra.mixers[0].encode.elements;
+        assert_eq!(max_bytes(&video[1]), RAW_VIDEO_QUEUE_MAX_BYTES);
+        assert_eq!(
+            max_bytes(video.last().unwrap()),
+            7_500_000,
+            "2 s at 2 x 15 Mbit/s"
+        );
+        let decoded = ultra.branches[0].chain.elements.last().unwrap();
+        assert_eq!(max_bytes(decoded), RAW_VIDEO_QUEUE_MAX_BYTES);
+        // Never less than one frame, however tight the time bound.
+        let huge = QualitySettings {
+            width: 7680,
+            height: 4320,
+            ..Quality::Ultra.settings()
+        };
+        assert_eq!(raw_video_queue_bytes(huge, 1), 7680 * 4320 * 3 / 2);
+    }
+
+    #[test]
+    fn passthrough_queues_hold_five_seconds_of_encoded_media() {
+        let p = plan(
+            &spec(Mode::Tracks, Format::Webm, false),
+            &room(),
+            &PlanContext::default(),
+        );
+        let video = p.branches[0].chain.elements.last().unwrap();
+        assert_eq!(video.prop("max-size-time"), Some("5000000000"));
+        assert_eq!(max_bytes(video), 5_000_000, "5 s at 2 x 4 Mbit/s");
+        let audio = p.branches[1].chain.elements.last().unwrap();
+        assert_eq!(max_bytes(audio), 637_500, "5 s at 2 x 510 kbit/s");
     }
 }
