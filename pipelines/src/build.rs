@@ -3,7 +3,9 @@
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::plan::{ElementPlan, MixerPlan, OutputPlan, Plan};
 use crate::spec::TrackKind;
@@ -78,6 +80,69 @@ pub(crate) fn mux_template(kind: TrackKind) -> &'static str {
 pub(crate) struct BuiltOutput {
     pub(crate) muxer: gst::Element,
     pub(crate) sink: gst::Element,
+    /// The media its muxer was given.
+    pub(crate) span: Arc<MediaSpan>,
+}
+
+/// The running time of the first buffer into a muxer and the end of the last one, over all of
+/// its inputs: the length of the media its file holds, which is shorter than the timeline when
+/// the pipeline fell behind or the inputs ended early.
+#[derive(Debug)]
+pub(crate) struct MediaSpan {
+    first: AtomicU64,
+    end: AtomicU64,
+}
+
+impl MediaSpan {
+    fn new() -> Self {
+        MediaSpan {
+            first: AtomicU64::new(u64::MAX),
+            end: AtomicU64::new(0),
+        }
+    }
+
+    fn note(&self, start: u64, end: u64) {
+        self.first.fetch_min(start, Ordering::Relaxed);
+        self.end.fetch_max(end, Ordering::Relaxed);
+    }
+
+    /// From the first buffer's start to the last one's end; zero before any buffer.
+    pub(crate) fn duration(&self) -> Duration {
+        let first = self.first.load(Ordering::Relaxed);
+        let end = self.end.load(Ordering::Relaxed);
+        Duration::from_nanos(end.saturating_sub(first))
+    }
+}
+
+/// Notes every buffer entering one of `muxer`'s sink pads in `span`.
+fn measure_input(muxer: &gst::Element, span: Arc<MediaSpan>) {
+    muxer.connect_pad_added(move |_, pad| {
+        if pad.direction() != gst::PadDirection::Sink {
+            return;
+        }
+        let span = span.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            let Some(buffer) = info.buffer() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let Some(pts) = buffer.pts() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let running = |t: gst::ClockTime| {
+                pad.sticky_event::<gst::event::Segment>(0)
+                    .and_then(|e| {
+                        e.segment()
+                            .downcast_ref::<gst::ClockTime>()
+                            .and_then(|s| s.to_running_time(t))
+                    })
+                    .unwrap_or(t)
+                    .nseconds()
+            };
+            let end = pts + buffer.duration().unwrap_or(gst::ClockTime::ZERO);
+            span.note(running(pts), running(end));
+            gst::PadProbeReturn::Ok
+        });
+    });
 }
 
 /// `muxer ! filesink location=<part>`. Unbuffered: each muxed buffer is written at once, so a
@@ -88,6 +153,8 @@ pub(crate) fn add_output(
     plan: &OutputPlan,
 ) -> Result<BuiltOutput, BuildError> {
     let muxer = element(&plan.muxer)?;
+    let span = Arc::new(MediaSpan::new());
+    measure_input(&muxer, span.clone());
     let sink = gst::ElementFactory::make("filesink")
         .property("location", plan.part_path.to_string_lossy().to_string())
         .property("async", false)
@@ -97,7 +164,7 @@ pub(crate) fn add_output(
         .map_err(err("filesink"))?;
     bin.add_many([&muxer, &sink]).map_err(err("add output"))?;
     muxer.link(&sink).map_err(err("link muxer"))?;
-    Ok(BuiltOutput { muxer, sink })
+    Ok(BuiltOutput { muxer, sink, span })
 }
 
 /// `source ! mixer ! encode... ! muxer`; returns the mixer.

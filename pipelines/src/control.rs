@@ -65,7 +65,6 @@ struct LiveOutput {
 
 struct Stopping {
     deadline: Instant,
-    position: gst::ClockTime,
     reply: Option<Reply<Outcome>>,
 }
 
@@ -80,6 +79,8 @@ struct Control {
     retired: Vec<TrackInput>,
     outputs: Vec<LiveOutput>,
     done_files: Vec<OutputFile>,
+    /// The latest media end of a finished file on the recording timeline.
+    done_media_end: Duration,
     mixers: Vec<(TrackKind, gst::Element)>,
     holds: Vec<(gst::Pad, gst::PadProbeId)>,
     stopping: Option<Stopping>,
@@ -175,6 +176,7 @@ impl Control {
             retired: Vec::new(),
             outputs: Vec::new(),
             done_files: Vec::new(),
+            done_media_end: Duration::ZERO,
             mixers: Vec::new(),
             holds: Vec::new(),
             stopping: None,
@@ -581,6 +583,7 @@ impl Control {
             .pipeline
             .remove_many([&out.built.muxer, &out.built.sink]);
         let file = self.finalize_file(&out);
+        self.done_media_end = self.done_media_end.max(media_end(&out));
         self.done_files.push(file);
     }
 
@@ -701,7 +704,6 @@ impl Control {
         }
         self.stopping = Some(Stopping {
             deadline: Instant::now() + timeout,
-            position,
             reply,
         });
         if self.outputs.is_empty() {
@@ -769,8 +771,10 @@ impl Control {
         let _ = self.pipeline.set_state(gst::State::Null);
         self.shared.timeline.set_state(RecorderState::Finished);
         let mut files = std::mem::take(&mut self.done_files);
+        let mut end = self.done_media_end;
         for out in &self.outputs {
             files.push(self.finalize_file(out));
+            end = end.max(media_end(out));
         }
         let inputs = self
             .retired
@@ -779,7 +783,7 @@ impl Control {
         let outcome = Outcome {
             bytes: files.iter().map(|f| f.bytes).sum(),
             files,
-            duration: Duration::from_nanos(stopping.position.nseconds()),
+            duration: end,
             inputs: inputs.map(TrackInput::stats).collect(),
             clean,
         };
@@ -820,6 +824,11 @@ impl Control {
         self.finished = true;
         Ok(())
     }
+}
+
+/// Where the media of an output's file ends on the recording timeline.
+fn media_end(out: &LiveOutput) -> Duration {
+    Duration::from_nanos(out.origin.nseconds()) + out.built.span.duration()
 }
 
 fn source_name(msg: &gst::Message) -> String {

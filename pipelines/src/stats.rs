@@ -64,7 +64,11 @@ pub struct OutputFile {
 pub struct Outcome {
     /// Every file, final names.
     pub files: Vec<OutputFile>,
-    /// Length of the recording timeline (paused time excluded).
+    /// Length of the media the files hold: from the first buffer given to a file's muxer to
+    /// the end of its last one, plus the file's start offset, the latest over all files
+    /// (paused time excluded). Shorter than the timeline when the pipeline fell behind (a
+    /// stop that timed out keeps only what was muxed) or, in tracks mode, the inputs ended
+    /// before the stop.
     pub duration: Duration,
     /// Total bytes of all files.
     pub bytes: u64,

@@ -424,3 +424,25 @@ async fn grid_reflows_when_inputs_join_and_leave() {
         "and is gone after it left: {right:?}"
     );
 }
+
+/// p0 sends 3 s and goes quiet without leaving; the stop comes 3 s later. The outcome's
+/// duration is what the file holds, not the 6 s timeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duration_is_the_media_written_when_inputs_stop_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let p0 = Participant::new(0, 3.0, true);
+    let (rec, _events) = start(spec(dir.path(), Mode::Tracks, Format::Webm, false)).await;
+    let feeders = p0.join(&rec).await;
+    wait(feeders).await;
+    sleep_s(3.0).await;
+    assert!(rec.health().position >= Duration::from_secs(6));
+    let outcome = stop(&rec).await;
+    let file = probe(file_of(&outcome, Some("p0")));
+    file.assert_duration(3.0);
+    let duration = outcome.duration.as_secs_f64();
+    assert!(
+        (duration - file.duration).abs() <= 0.5,
+        "outcome {duration:.3} s, file {:.3} s",
+        file.duration
+    );
+}
