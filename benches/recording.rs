@@ -1,20 +1,26 @@
 //! Recording benchmark (prints figures, asserts nothing): rooms x publishers of 320x240@15 VP8
 //! and Opus recorded at once through a release `capstan` process, passthrough (tracks) and
 //! composite. Prints server CPU per recorded media-second, recorder drops, stop-to-playable
-//! time (stop request to `completed`) and memory.
+//! time (stop request to `completed`), memory now and at its peak (`VmHWM`; one server per
+//! row, so the peak is that row's).
 //!
 //! ```text
 //! cargo bench --bench recording                          # 1-minute recordings
 //! CAPSTAN_BENCH_SECONDS=20 cargo bench --bench recording # shorter
 //! CAPSTAN_BENCH_LONG=1 cargo bench --bench recording     # one 10-minute composite recording
+//! # one 1 x 2 composite per preset (<format>-<quality>, or `tracks`), 15 s each:
+//! CAPSTAN_BENCH_SECONDS=15 CAPSTAN_BENCH_PRESETS=webm-low,mp4-medium,mkv-high cargo bench --bench recording
 //! ```
+//!
+//! The server runs with a CPU budget far above the machine's, so admission refuses nothing
+//! that is measured here.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use common::check::probe;
 use common::peer::{LatencyProbe, MediaOptions, Participant};
-use common::procfs::{cpu_seconds, machine, rss_kib};
+use common::procfs::{cpu_seconds, machine, peak_rss_kib, rss_kib};
 use common::recording::Host;
 use common::TestServer;
 use reqwest::StatusCode;
@@ -48,6 +54,26 @@ const LONG: (usize, usize, Option<&str>) = (
     Some("mode=composite&quality=low&recording_format=webm"),
 );
 const WARM_UP: Duration = Duration::from_secs(5);
+/// `CAPSTAN_RECORDING_CPU_BUDGET` of the measured server: admit every preset.
+const UNLIMITED_BUDGET: &str = "64";
+
+/// `CAPSTAN_BENCH_PRESETS`: one 1 x 2 scenario per `<format>-<quality>` (composite) or `tracks`.
+fn presets(list: &str) -> Vec<(usize, usize, Option<String>)> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let query = match p.split_once('-') {
+                Some((format, quality)) => {
+                    format!("mode=composite&quality={quality}&recording_format={format}")
+                }
+                None if p == "tracks" => "mode=tracks".into(),
+                None => panic!("CAPSTAN_BENCH_PRESETS: `{p}` is not <format>-<quality> or tracks"),
+            };
+            (1, 2, Some(query))
+        })
+        .collect()
+}
 
 fn main() {
     let long = std::env::var("CAPSTAN_BENCH_LONG").is_ok_and(|v| v == "1");
@@ -57,18 +83,28 @@ fn main() {
         .unwrap_or(if long { 600 } else { 60 });
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     println!("{}", machine());
-    println!("| rooms x publishers | recording | media length | server CPU-s per media-s | recorder drops | stop → playable (max) | file duration | server RSS |");
-    println!("|---|---|---|---|---|---|---|---|");
-    let scenarios: &[_] = if long { &[LONG] } else { SCENARIOS };
-    for &(rooms, publishers, query) in scenarios {
+    println!("| rooms x publishers | recording | media length | server CPU-s per media-s | recorder drops | stop → playable (max) | file duration | server RSS | peak RSS |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let owned = |list: &[(usize, usize, Option<&str>)]| {
+        list.iter()
+            .map(|&(r, p, q)| (r, p, q.map(str::to_string)))
+            .collect::<Vec<_>>()
+    };
+    let scenarios = match std::env::var("CAPSTAN_BENCH_PRESETS") {
+        Ok(list) => presets(&list),
+        Err(_) if long => owned(&[LONG]),
+        Err(_) => owned(SCENARIOS),
+    };
+    for (rooms, publishers, query) in scenarios {
         let span = Duration::from_secs(seconds);
-        let row = runtime.block_on(scenario(rooms, publishers, query, span));
+        let row = runtime.block_on(scenario(rooms, publishers, query.as_deref(), span));
         println!("{row}");
     }
 }
 
 async fn scenario(rooms: usize, publishers: usize, query: Option<&str>, span: Duration) -> String {
-    let server = TestServer::start().await;
+    let server =
+        TestServer::start_with(&[("CAPSTAN_RECORDING_CPU_BUDGET", UNLIMITED_BUDGET)]).await;
     let options = MediaOptions {
         probe: Some(Arc::new(LatencyProbe::default())), // count, do not decode
         ..Default::default()
@@ -120,12 +156,13 @@ async fn scenario(rooms: usize, publishers: usize, query: Option<&str>, span: Du
         let path = state["local_path"].as_str().unwrap_or_default().to_string();
         file_duration.get_or_insert_with(|| probe(std::path::Path::new(&path)).duration);
     }
+    let peak_mib = peak_rss_kib(pid) as f64 / 1024.0; // the stops included
     for p in peers {
         p.leave().await;
     }
     let media_seconds = span.as_secs_f64() * ids.len().max(1) as f64;
     format!(
-        "| {rooms} x {publishers} | {} | {} s | {:.3} | {drops:.0} | {} | {} | {rss_mib:.1} MiB |",
+        "| {rooms} x {publishers} | {} | {} s | {:.3} | {drops:.0} | {} | {} | {rss_mib:.1} MiB | {peak_mib:.1} MiB |",
         query.unwrap_or("none (forwarding only)"),
         span.as_secs(),
         cpu / media_seconds,
