@@ -79,8 +79,6 @@ struct Control {
     retired: Vec<TrackInput>,
     outputs: Vec<LiveOutput>,
     done_files: Vec<OutputFile>,
-    /// The latest media end of a finished file on the recording timeline.
-    done_media_end: Duration,
     mixers: Vec<(TrackKind, gst::Element)>,
     holds: Vec<(gst::Pad, gst::PadProbeId)>,
     stopping: Option<Stopping>,
@@ -163,6 +161,7 @@ impl Control {
             files: Mutex::new(Vec::new()),
             errors: Mutex::new(Vec::new()),
             paused_at: Mutex::new(None),
+            media: Mutex::new(Vec::new()),
         });
         let (events, stream) = events::channel();
         let mut control = Control {
@@ -176,7 +175,6 @@ impl Control {
             retired: Vec::new(),
             outputs: Vec::new(),
             done_files: Vec::new(),
-            done_media_end: Duration::ZERO,
             mixers: Vec::new(),
             holds: Vec::new(),
             stopping: None,
@@ -356,6 +354,8 @@ impl Control {
                 gst::PadProbeReturn::Remove
             });
         }
+        lock(&self.shared.media)
+            .push((Duration::from_nanos(origin.nseconds()), built.span.clone()));
         lock(&self.shared.files).push(OutputFile {
             path: plan.part_path.clone(),
             participant: plan.participant.clone(),
@@ -583,7 +583,6 @@ impl Control {
             .pipeline
             .remove_many([&out.built.muxer, &out.built.sink]);
         let file = self.finalize_file(&out);
-        self.done_media_end = self.done_media_end.max(media_end(&out));
         self.done_files.push(file);
     }
 
@@ -771,10 +770,8 @@ impl Control {
         let _ = self.pipeline.set_state(gst::State::Null);
         self.shared.timeline.set_state(RecorderState::Finished);
         let mut files = std::mem::take(&mut self.done_files);
-        let mut end = self.done_media_end;
         for out in &self.outputs {
             files.push(self.finalize_file(out));
-            end = end.max(media_end(out));
         }
         let inputs = self
             .retired
@@ -783,7 +780,7 @@ impl Control {
         let outcome = Outcome {
             bytes: files.iter().map(|f| f.bytes).sum(),
             files,
-            duration: end,
+            duration: self.shared.media(),
             inputs: inputs.map(TrackInput::stats).collect(),
             clean,
         };
@@ -824,11 +821,6 @@ impl Control {
         self.finished = true;
         Ok(())
     }
-}
-
-/// Where the media of an output's file ends on the recording timeline.
-fn media_end(out: &LiveOutput) -> Duration {
-    Duration::from_nanos(out.origin.nseconds()) + out.built.span.duration()
 }
 
 fn source_name(msg: &gst::Message) -> String {

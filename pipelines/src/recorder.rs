@@ -141,6 +141,7 @@ impl Recorder {
         Health {
             state: self.shared.timeline.state(),
             position: Duration::from_nanos(self.shared.position().nseconds()),
+            media: self.shared.media(),
             inputs: inputs.iter().map(TrackInput::stats).collect(),
             bytes_written: files.iter().map(|f| f.bytes).sum(),
             files,

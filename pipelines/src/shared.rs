@@ -2,9 +2,11 @@
 //! inputs, the files being written and the recent errors, behind short mutexes.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use gstreamer as gst;
 
+use crate::build::MediaSpan;
 use crate::input::{Timeline, TrackInput};
 use crate::stats::OutputFile;
 
@@ -21,6 +23,8 @@ pub(crate) struct Shared {
     pub(crate) files: Mutex<Vec<OutputFile>>,
     pub(crate) errors: Mutex<Vec<String>>,
     pub(crate) paused_at: Mutex<Option<gst::ClockTime>>,
+    /// Every file's start offset and the media its muxer was given.
+    pub(crate) media: Mutex<Vec<(Duration, Arc<MediaSpan>)>>,
 }
 
 impl Shared {
@@ -30,6 +34,16 @@ impl Shared {
             errors.remove(0);
         }
         errors.push(message);
+    }
+
+    /// Where the media of the files ends on the recording timeline: the latest start offset
+    /// plus muxed length over every file.
+    pub(crate) fn media(&self) -> Duration {
+        lock(&self.media)
+            .iter()
+            .map(|(origin, span)| *origin + span.duration())
+            .max()
+            .unwrap_or_default()
     }
 
     pub(crate) fn position(&self) -> gst::ClockTime {

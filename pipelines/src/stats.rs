@@ -99,6 +99,9 @@ pub struct Health {
     pub state: RecorderState,
     /// Recording timeline position (paused time excluded).
     pub position: Duration,
+    /// Media the files hold so far, as [`Outcome::duration`] measures it (it trails the
+    /// position by the inputs' latency, and more when the pipeline falls behind).
+    pub media: Duration,
     /// Current inputs.
     pub inputs: Vec<InputStats>,
     /// Files being written.

@@ -435,7 +435,10 @@ async fn duration_is_the_media_written_when_inputs_stop_early() {
     let feeders = p0.join(&rec).await;
     wait(feeders).await;
     sleep_s(3.0).await;
-    assert!(rec.health().position >= Duration::from_secs(6));
+    let health = rec.health();
+    assert!(health.position >= Duration::from_secs(6), "{health:?}");
+    let live = health.media.as_secs_f64();
+    assert!((live - 3.0).abs() <= 0.5, "media {live:.3} s while running");
     let outcome = stop(&rec).await;
     let file = probe(file_of(&outcome, Some("p0")));
     file.assert_duration(3.0);

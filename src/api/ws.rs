@@ -62,7 +62,12 @@ async fn bridge(socket: WebSocket, state: AppState, participant: Participant) {
     let (mut sink, mut stream) = socket.split();
     let (in_tx, in_rx) = mpsc::channel(32);
     let (out_tx, mut out_rx) = mpsc::channel(64);
-    let session = tokio::spawn(participant::run(state.sfu.clone(), participant, in_rx, out_tx));
+    let session = tokio::spawn(participant::run(
+        state.sfu.clone(),
+        participant,
+        in_rx,
+        out_tx,
+    ));
     loop {
         tokio::select! {
             frame = stream.next() => {

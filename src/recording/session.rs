@@ -378,7 +378,7 @@ impl Session {
     /// Updates duration, sizes, per-participant counters and drop metrics from the recorder.
     fn refresh(&mut self) -> Health {
         let health = self.recorder.health();
-        self.state.duration_seconds = health.position.as_secs_f64();
+        self.state.duration_seconds = health.media.as_secs_f64();
         self.state.file_size_bytes = health.bytes_written;
         for input in &health.inputs {
             self.count_drops(input);

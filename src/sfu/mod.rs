@@ -3,12 +3,12 @@
 
 pub mod forwarder;
 pub mod http_session;
+pub mod participant;
 pub mod peer;
 pub mod ports;
 pub mod publisher;
 pub mod room;
 mod rtc_config;
-pub mod participant;
 mod speaker;
 pub mod subscriber;
 
