@@ -32,6 +32,10 @@ pub struct RecordingArgs {
         env = "CAPSTAN_MAX_RECORDINGS_PER_USER"
     )]
     pub max_per_user: Option<usize>,
+    /// CPU, in cores, that running recordings may need together (default 0.8 x the cores
+    /// available); a start that does not fit is refused with 503.
+    #[arg(long = "recording-cpu-budget", env = "CAPSTAN_RECORDING_CPU_BUDGET")]
+    pub cpu_budget: Option<f64>,
     /// Longest recording before it is stopped automatically (default 2h).
     #[arg(
         long = "recording-max-duration",
@@ -104,6 +108,8 @@ pub struct RecordingConfig {
     pub storage: StorageConfig,
     pub max_concurrent: usize,
     pub max_per_user: usize,
+    /// Cores the running recordings may need together (see `recording::cost`).
+    pub cpu_budget: f64,
     pub max_duration: Duration,
     pub empty_timeout: Duration,
     pub no_media_timeout: Duration,
@@ -126,6 +132,7 @@ impl RecordingArgs {
             output_dir,
             max_concurrent,
             max_per_user,
+            cpu_budget,
             max_duration,
             empty_timeout,
             no_media_timeout,
@@ -153,6 +160,15 @@ impl RecordingArgs {
         };
         let max_concurrent = positive(self.max_concurrent, 10, "CAPSTAN_MAX_RECORDINGS")?;
         let max_per_user = positive(self.max_per_user, 3, "CAPSTAN_MAX_RECORDINGS_PER_USER")?;
+        let cpu_budget = match self.cpu_budget {
+            Some(cores) if cores.is_finite() && cores > 0.0 => cores,
+            Some(cores) => {
+                return Err(format!(
+                    "CAPSTAN_RECORDING_CPU_BUDGET must be a positive number of cores, not {cores}"
+                ))
+            }
+            None => default_cpu_budget(),
+        };
         Ok(RecordingConfig {
             enabled: self.enabled.unwrap_or(true),
             output_dir: self
@@ -162,6 +178,7 @@ impl RecordingArgs {
             storage: self.storage()?,
             max_concurrent,
             max_per_user,
+            cpu_budget,
             max_duration: duration(
                 &self.max_duration,
                 "CAPSTAN_RECORDING_MAX_DURATION",
@@ -224,6 +241,12 @@ impl RecordingArgs {
     }
 }
 
+/// 0.8 x the cores this process may use.
+fn default_cpu_budget() -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    0.8 * cores as f64
+}
+
 fn positive(value: Option<usize>, default: usize, name: &str) -> Result<usize, String> {
     match value.unwrap_or(default) {
         0 => Err(format!("{name} must be at least 1")),
@@ -242,6 +265,12 @@ mod tests {
         assert_eq!(c.output_dir, Path::new("/d/recordings"));
         assert!(matches!(c.storage, StorageConfig::Local));
         assert_eq!((c.max_concurrent, c.max_per_user), (10, 3));
+        let cores = std::thread::available_parallelism().unwrap().get() as f64;
+        assert!(
+            (c.cpu_budget - 0.8 * cores).abs() < 1e-9,
+            "{}",
+            c.cpu_budget
+        );
         assert_eq!(c.max_duration, Duration::from_secs(7200));
         assert_eq!(c.empty_timeout, Duration::from_secs(30));
         assert_eq!(c.no_media_timeout, Duration::from_secs(300));
@@ -283,5 +312,31 @@ mod tests {
         };
         let err = bad.resolve(Path::new("/d")).unwrap_err();
         assert!(err.contains("CAPSTAN_RECORDING_MAX_DURATION"), "{err}");
+    }
+
+    #[test]
+    fn cpu_budget_from_file_or_flag_and_validated() {
+        let file: RecordingArgs = toml::from_str("cpu_budget = 3").unwrap();
+        let c = RecordingArgs::default()
+            .or(file.clone())
+            .resolve(Path::new("/d"))
+            .unwrap();
+        assert_eq!(c.cpu_budget, 3.0);
+        let env = RecordingArgs {
+            cpu_budget: Some(0.3),
+            ..Default::default()
+        };
+        assert_eq!(
+            env.or(file).resolve(Path::new("/d")).unwrap().cpu_budget,
+            0.3
+        );
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let args = RecordingArgs {
+                cpu_budget: Some(bad),
+                ..Default::default()
+            };
+            let err = args.resolve(Path::new("/d")).unwrap_err();
+            assert!(err.contains("CAPSTAN_RECORDING_CPU_BUDGET"), "{err}");
+        }
     }
 }
