@@ -1,7 +1,7 @@
 //! Prometheus metrics, rendered at `GET /metrics`.
 
 use prometheus::{
-    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::LazyLock;
 
@@ -25,6 +25,12 @@ pub struct Metrics {
     pub pipeline_errors: IntCounter,
     pub upload_bytes: IntCounter,
     pub upload_failures: IntCounter,
+    /// CPU budget of recordings, in cores (`CAPSTAN_RECORDING_CPU_BUDGET`).
+    pub recording_cpu_budget: Gauge,
+    /// Cores the running recordings need, by their cost.
+    pub recording_cpu_budget_used: Gauge,
+    /// Cores needed beyond the budget (running composites whose inputs grew); 0 normally.
+    pub recording_budget_overcommit: Gauge,
     /// Webhook deliveries by result (`delivered`, `failed`, `dropped`), refreshed at scrape.
     pub webhooks: IntGaugeVec,
 }
@@ -48,6 +54,13 @@ impl Metrics {
                 .register(Box::new(c.clone()))
                 .expect("unique counter");
             c
+        };
+        let float = |name: &str, help: &str| {
+            let g = Gauge::new(name, help).expect("valid gauge");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique gauge");
+            g
         };
         let counters = |name: &str, help: &str, label: &str| {
             let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid vec");
@@ -107,6 +120,18 @@ impl Metrics {
             upload_failures: counter(
                 "capstan_upload_failures_total",
                 "Recording uploads that failed after every retry",
+            ),
+            recording_cpu_budget: float(
+                "capstan_recording_cpu_budget_cores",
+                "CPU budget of recordings, in cores",
+            ),
+            recording_cpu_budget_used: float(
+                "capstan_recording_cpu_budget_used_cores",
+                "Cores the running recordings need",
+            ),
+            recording_budget_overcommit: float(
+                "capstan_recording_budget_overcommit_cores",
+                "Cores the running recordings need beyond the budget",
             ),
             dropped_packets,
             recorder_dropped,

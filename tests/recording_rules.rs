@@ -1,5 +1,6 @@
 //! Recording rules over HTTP against a real server: who may record, one per room, limits,
-//! auto-stop, lists, delete, cancel, compatibility routes, pipelines view and metrics.
+//! the CPU budget, auto-stop, lists, delete, cancel, compatibility routes, pipelines view and
+//! metrics.
 
 mod common;
 
@@ -179,6 +180,171 @@ async fn limits_answer_429_and_disabled_recording_is_refused() {
     let refused = Host::new(&off, "r").start(TRACKS).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(refused.body["message"], "Recording is not enabled");
+}
+
+/// The free cores a refusal names: `...; <free> of <total> is free`.
+fn free_in(message: &str) -> f64 {
+    let (_, tail) = message.rsplit_once("; ").expect("free part");
+    tail.split(' ').next().unwrap().parse().expect("free cores")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cpu_budget_admits_what_fits_and_refuses_the_rest_with_503() {
+    let server = TestServer::start_with(&[("CAPSTAN_RECORDING_CPU_BUDGET", "0.1")]).await;
+    let _a = Participant::join(&server, "t", "a").await;
+    let _m = member(&server, "c", "m").await;
+    assert_eq!(
+        server.metric("capstan_recording_cpu_budget_cores").await,
+        0.1
+    );
+    assert_eq!(
+        server
+            .metric("capstan_recording_cpu_budget_used_cores")
+            .await,
+        0.0
+    );
+
+    // Passthrough is cheap: it fits.
+    let tracks = Host::new(&server, "t");
+    let id = id_of(&tracks.start(TRACKS).await.expect(StatusCode::CREATED));
+    let used = server
+        .metric("capstan_recording_cpu_budget_used_cores")
+        .await;
+    assert!(used > 0.0 && used < 0.05, "tracks recording costs {used}");
+
+    // A 720p composite does not: 503 naming its cost and what is left.
+    let refused = Host::new(&server, "c")
+        .start("mode=composite&quality=medium&recording_format=webm")
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.body["error"], "insufficient_capacity");
+    let message = refused.body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("this recording needs 0.")
+            && message.contains(" CPU (composite webm medium, 0 tracks); ")
+            && message.ends_with(" of 0.10 is free"),
+        "{message}"
+    );
+    let free = free_in(message);
+    assert!((0.05..=0.1).contains(&free), "{message}");
+
+    // The pipelines view (admin) shows the budget and each pipeline's cost.
+    let admin = token("any", "root", Role::Admin, Duration::from_secs(60));
+    let url = format!("{}/api/webrtc/pipelines", server.base);
+    let view = call(Method::GET, &url, Some(&admin))
+        .await
+        .expect(StatusCode::OK);
+    let budget = &view["budget"];
+    assert_eq!(budget["total"], 0.1, "{view}");
+    let (used, free) = (
+        budget["used"].as_f64().unwrap(),
+        budget["free"].as_f64().unwrap(),
+    );
+    assert!(used > 0.0 && (used + free - 0.1).abs() < 1e-9, "{view}");
+    let p = &view["pipelines"][0];
+    assert_eq!(p["recording_id"], id.as_str());
+    assert_eq!(p["cost_cores"].as_f64(), Some(used), "{view}");
+
+    // Once stopped, its cost is released.
+    tracks.act(&id, "stop").await.expect(StatusCode::OK);
+    wait_for("the budget to be free again", WAIT, || async {
+        server
+            .metric("capstan_recording_cpu_budget_used_cores")
+            .await
+            == 0.0
+    })
+    .await;
+
+    // 3840x2160@60 needs more than the default budget (0.8 x the cores) of this machine.
+    let ultra = capstan::recording::cost::cost(
+        pipelines::Mode::Composite,
+        pipelines::Format::Webm,
+        pipelines::Quality::Ultra,
+        0,
+    );
+    let cores = std::thread::available_parallelism().unwrap().get() as f64;
+    if ultra.cores > 0.8 * cores {
+        let default = TestServer::start().await;
+        let _m = member(&default, "u", "m").await;
+        let refused = Host::new(&default, "u")
+            .start("mode=composite&quality=ultra&recording_format=webm")
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            refused.body
+        );
+        assert_eq!(refused.body["error"], "insufficient_capacity");
+        assert!(
+            refused.body["message"]
+                .as_str()
+                .unwrap()
+                .contains("(composite webm ultra, 0 tracks)"),
+            "{}",
+            refused.body
+        );
+    } else {
+        eprintln!(
+            "{cores} cores: an ultra composite ({:.2}) fits here",
+            ultra.cores
+        );
+    }
+    server.assert_clean_log();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_composite_that_grows_past_the_budget_keeps_recording() {
+    // Room for an empty low composite, not for one with a publisher's two tracks.
+    let empty = capstan::recording::cost::cost(
+        pipelines::Mode::Composite,
+        pipelines::Format::Mp4,
+        pipelines::Quality::Low,
+        0,
+    );
+    let budget = format!("{:.3}", empty.cores + 0.005);
+    let server = TestServer::start_with(&[("CAPSTAN_RECORDING_CPU_BUDGET", &budget)]).await;
+    let _m = member(&server, "g", "m").await;
+    let host = Host::new(&server, "g");
+    let id = id_of(
+        &host
+            .start("mode=composite&quality=low&recording_format=mp4")
+            .await
+            .expect(StatusCode::CREATED),
+    );
+    assert_eq!(
+        server
+            .metric("capstan_recording_budget_overcommit_cores")
+            .await,
+        0.0
+    );
+    let _a = Participant::join(&server, "g", "a").await;
+    wait_for("the budget to be overcommitted", WAIT, || async {
+        server
+            .metric("capstan_recording_budget_overcommit_cores")
+            .await
+            > 0.0
+    })
+    .await;
+    assert_eq!(host.status(&id).await["status"], "recording");
+    let stopped = host.act(&id, "stop").await.expect(StatusCode::OK);
+    assert_eq!(stopped["status"], "completed", "{stopped}");
+    wait_for("the overcommit to clear", WAIT, || async {
+        server
+            .metric("capstan_recording_budget_overcommit_cores")
+            .await
+            == 0.0
+    })
+    .await;
+    assert!(
+        server.log().contains("now needs"),
+        "overcommit warning logged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

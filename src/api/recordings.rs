@@ -31,6 +31,9 @@ impl From<RecError> for ApiError {
             RecError::RoomNotFound(_) => (StatusCode::NOT_FOUND, "room_not_found"),
             RecError::AlreadyInProgress => (StatusCode::CONFLICT, "recording_in_progress"),
             RecError::Limit(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_recordings"),
+            RecError::InsufficientCapacity(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "insufficient_capacity")
+            }
             RecError::Conflict(_) => (StatusCode::CONFLICT, "invalid_state"),
             RecError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             RecError::Pipeline(_) => (StatusCode::INTERNAL_SERVER_ERROR, "pipeline_error"),
@@ -446,6 +449,8 @@ pub async fn pipelines(
             "Only an admin can list pipelines",
         ));
     }
-    let pipelines = state.recordings.pipelines().await;
-    Ok(Json(serde_json::json!({ "pipelines": pipelines })))
+    let (pipelines, budget) = state.recordings.pipelines().await;
+    Ok(Json(
+        serde_json::json!({ "pipelines": pipelines, "budget": budget }),
+    ))
 }

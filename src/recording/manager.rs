@@ -1,8 +1,11 @@
 //! The manager actor knows every running recording and enforces the rules: one recording per
-//! room, at most `max_concurrent` on the server and `max_per_user` per user. It serialises
+//! room, at most `max_concurrent` on the server and `max_per_user` per user, and the CPU
+//! budget (each recording's [`cost`], recomputed when its inputs change). It serialises
 //! deliveries (one upload per recording at a time). [`Recordings`] is the API's handle.
 
+use super::budget::Budget;
 use super::catalog::ListFilter;
+use super::cost::{cost, Cost};
 use super::deliver::deliver;
 use super::session::{self, Action, SessionCmd, SessionTx};
 use super::state::{RecordingState, Status, UploadPhase};
@@ -22,10 +25,15 @@ enum ManagerCmd {
         room: String,
         user: String,
         params: RecordingParams,
+        /// Tracks published in the room when the start was asked.
+        tracks: usize,
         handle: RoomHandle,
         reply: oneshot::Sender<Result<RecordingState, RecError>>,
     },
     Session(String, oneshot::Sender<Option<SessionTx>>),
+    /// A running recording now records this many tracks.
+    Inputs(String, usize),
+    Budget(oneshot::Sender<Budget>),
     Live(oneshot::Sender<Vec<SessionTx>>),
     Ended(String),
     Deliver(Box<RecordingState>),
@@ -47,6 +55,10 @@ impl ManagerTx {
         let _ = self.0.send(ManagerCmd::Ended(id.into()));
     }
 
+    pub(super) fn inputs(&self, id: &str, tracks: usize) {
+        let _ = self.0.send(ManagerCmd::Inputs(id.into(), tracks));
+    }
+
     pub(super) fn deliver(&self, state: RecordingState) {
         let _ = self.0.send(ManagerCmd::Deliver(Box::new(state)));
     }
@@ -55,6 +67,7 @@ impl ManagerTx {
 struct Live {
     room: String,
     user: String,
+    params: RecordingParams,
     session: SessionTx,
 }
 
@@ -62,6 +75,7 @@ struct Manager {
     ctx: Ctx,
     me: ManagerTx,
     live: HashMap<String, Live>,
+    budget: Budget,
     delivering: HashSet<String>,
 }
 
@@ -73,17 +87,27 @@ impl Manager {
                     room,
                     user,
                     params,
+                    tracks,
                     handle,
                     reply,
-                } => self.start(room, user, params, handle, reply),
+                } => {
+                    let cost = cost(params.mode, params.format, params.quality, tracks);
+                    self.start(room, user, params, cost, handle, reply);
+                }
                 ManagerCmd::Session(id, reply) => {
                     let _ = reply.send(self.live.get(&id).map(|l| l.session.clone()));
+                }
+                ManagerCmd::Inputs(id, tracks) => self.inputs(&id, tracks),
+                ManagerCmd::Budget(reply) => {
+                    let _ = reply.send(self.budget.clone());
                 }
                 ManagerCmd::Live(reply) => {
                     let _ = reply.send(self.live.values().map(|l| l.session.clone()).collect());
                 }
                 ManagerCmd::Ended(id) => {
                     self.live.remove(&id);
+                    self.budget.release(&id);
+                    self.budget_metrics();
                 }
                 ManagerCmd::Deliver(state) => self.deliver(*state),
                 ManagerCmd::Delivered(id) => {
@@ -98,6 +122,7 @@ impl Manager {
         room: String,
         user: String,
         params: RecordingParams,
+        cost: Cost,
         handle: RoomHandle,
         reply: oneshot::Sender<Result<RecordingState, RecError>>,
     ) {
@@ -106,6 +131,12 @@ impl Manager {
             return;
         }
         let id = uuid::Uuid::new_v4().to_string();
+        if let Err(refused) = self.budget.admit(&id, cost) {
+            tracing::info!("recording of room {room} refused: {refused}");
+            let _ = reply.send(Err(RecError::InsufficientCapacity(refused.to_string())));
+            return;
+        }
+        self.budget_metrics();
         let state =
             RecordingState::new(id.clone(), &room, &user, params, self.ctx.storage.backend());
         let request = session::request(&self.ctx, &state);
@@ -122,9 +153,39 @@ impl Manager {
             Live {
                 room,
                 user,
+                params,
                 session,
             },
         );
+    }
+
+    /// Recomputes a running recording's cost for its new number of tracks; a recording that
+    /// grows past the budget keeps running, and the overcommit is logged and exported.
+    fn inputs(&mut self, id: &str, tracks: usize) {
+        let Some(live) = self.live.get(id) else {
+            return;
+        };
+        let p = &live.params;
+        let cost = cost(p.mode, p.format, p.quality, tracks);
+        let before = self.budget.overcommit();
+        if self.budget.update(id, cost) && self.budget.overcommit() > before {
+            tracing::warn!(
+                "recording {id} now needs {:.2} CPU ({cost}): the running recordings need {:.2} \
+                 of a budget of {:.2} CPU",
+                cost.cores,
+                self.budget.used(),
+                self.budget.total()
+            );
+        }
+        self.budget_metrics();
+    }
+
+    fn budget_metrics(&self) {
+        METRICS.recording_cpu_budget.set(self.budget.total());
+        METRICS.recording_cpu_budget_used.set(self.budget.used());
+        METRICS
+            .recording_budget_overcommit
+            .set(self.budget.overcommit());
     }
 
     fn check_limits(&self, room: &str, user: &str) -> Result<(), RecError> {
@@ -169,6 +230,8 @@ pub struct PipelineView {
     pub status: Status,
     pub state: String,
     pub position_seconds: f64,
+    /// CPU cores this recording needs, by its cost (`recording::cost`).
+    pub cost_cores: Option<f64>,
     pub bytes_written: u64,
     pub files: Vec<String>,
     pub inputs: Vec<InputView>,
@@ -188,8 +251,17 @@ pub struct InputView {
     pub keyframe_requests: u64,
 }
 
-fn pipeline_view(state: RecordingState, h: Health) -> PipelineView {
+/// The CPU budget as `GET /api/webrtc/pipelines` shows it, in cores.
+#[derive(Debug, Serialize)]
+pub struct BudgetView {
+    pub total: f64,
+    pub used: f64,
+    pub free: f64,
+}
+
+fn pipeline_view(state: RecordingState, h: Health, budget: &Budget) -> PipelineView {
     PipelineView {
+        cost_cores: budget.cost_of(&state.recording_id).map(|c| c.cores),
         recording_id: state.recording_id,
         room_id: state.room_id,
         status: state.status,
@@ -252,11 +324,13 @@ impl Recordings {
         let (tx, rx) = mpsc::unbounded_channel();
         let me = ManagerTx(tx);
         let manager = Manager {
+            budget: Budget::new(ctx.config.cpu_budget),
             ctx: ctx.clone(),
             me: me.clone(),
             live: HashMap::new(),
             delivering: HashSet::new(),
         };
+        manager.budget_metrics();
         tokio::spawn(manager.run(rx));
         for state in recover::recover(&ctx).await {
             me.deliver(state);
@@ -289,10 +363,12 @@ impl Recordings {
         params: RecordingParams,
         handle: RoomHandle,
     ) -> Result<RecordingState, RecError> {
+        let tracks = handle.track_count().await;
         self.ask(|reply| ManagerCmd::Start {
             room: room.into(),
             user: user.into(),
             params,
+            tracks,
             handle,
             reply,
         })
@@ -357,13 +433,24 @@ impl Recordings {
         out
     }
 
-    /// Every running pipeline with its health.
-    pub async fn pipelines(&self) -> Vec<PipelineView> {
-        self.snapshots()
+    /// Every running pipeline with its health and cost, and the CPU budget.
+    pub async fn pipelines(&self) -> (Vec<PipelineView>, BudgetView) {
+        let budget = self
+            .ask(ManagerCmd::Budget)
+            .await
+            .unwrap_or_else(|| Budget::new(self.ctx.config.cpu_budget));
+        let views = self
+            .snapshots()
             .await
             .into_iter()
-            .map(|(s, h)| pipeline_view(s, h))
-            .collect()
+            .map(|(s, h)| pipeline_view(s, h, &budget))
+            .collect();
+        let view = BudgetView {
+            total: budget.total(),
+            used: budget.used(),
+            free: budget.free(),
+        };
+        (views, view)
     }
 
     /// Deletes a finished recording: its files (partial ones too), objects and catalog entry.

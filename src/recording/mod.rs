@@ -4,8 +4,10 @@
 //! delivery step (local spool → object store). Every transition is written to the catalog
 //! before it is announced to the room and to webhooks.
 
+mod budget;
 pub mod catalog;
 pub mod config;
+pub mod cost;
 mod deliver;
 mod fork;
 mod manager;
@@ -15,7 +17,7 @@ mod rules;
 mod session;
 pub mod state;
 
-pub use manager::{PipelineView, Recordings};
+pub use manager::{BudgetView, PipelineView, Recordings};
 pub use notify::{Notifier, RecordingEvent};
 pub use session::Action;
 pub use state::{RecordingParams, RecordingState, Status};
@@ -38,6 +40,9 @@ pub enum RecError {
     AlreadyInProgress,
     #[error("{0}")]
     Limit(String),
+    /// The CPU budget has no room for this recording (`budget::Refused` names the numbers).
+    #[error("{0}")]
+    InsufficientCapacity(String),
     /// The operation does not fit the recording's status (e.g. pause while paused).
     #[error("{0}")]
     Conflict(String),

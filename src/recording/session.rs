@@ -299,6 +299,8 @@ impl Session {
             RoomEvent::TrackEnded(track_id) => {
                 if let Some(fork) = self.forks.remove(&track_id) {
                     fork.remove();
+                    self.manager
+                        .inputs(&self.state.recording_id, self.forks.len());
                 }
             }
             RoomEvent::ActiveSpeaker(identity) => self.speaker(identity).await,
@@ -316,6 +318,9 @@ impl Session {
         if !self.forks.contains_key(&id) {
             self.forks
                 .insert(id, Fork::start(track, Arc::clone(&self.recorder)));
+            // The manager recomputes this recording's cost.
+            self.manager
+                .inputs(&self.state.recording_id, self.forks.len());
         }
     }
 

@@ -100,6 +100,8 @@ pub(super) enum RoomCmd {
     /// A recording starts observing the room; the room stays open while it is attached.
     Attach(RoomEventTx, oneshot::Sender<RoomSnapshot>),
     Detach,
+    /// How many tracks are published (a recording's cost depends on it).
+    TrackCount(oneshot::Sender<usize>),
     /// Sends a message to every visible member.
     Announce(ServerMessage),
     Shutdown,
@@ -159,6 +161,13 @@ impl RoomHandle {
 
     pub fn detach(&self) {
         let _ = self.tx.send(RoomCmd::Detach);
+    }
+
+    /// Tracks published in the room now (0 when it has closed).
+    pub async fn track_count(&self) -> usize {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(RoomCmd::TrackCount(reply));
+        rx.await.unwrap_or(0)
     }
 
     pub fn announce(&self, message: ServerMessage) {
@@ -250,6 +259,9 @@ impl Room {
                 RoomCmd::Kick { identity, reply } => {
                     let found = self.kick(&identity, ErrorCode::Removed, "removed by request");
                     let _ = reply.send(found);
+                }
+                RoomCmd::TrackCount(reply) => {
+                    let _ = reply.send(self.tracks.len());
                 }
                 RoomCmd::Attach(events, reply) => {
                     self.recording = Some(events);
