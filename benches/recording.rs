@@ -8,7 +8,7 @@
 //! cargo bench --bench recording                          # 1-minute recordings
 //! CAPSTAN_BENCH_SECONDS=20 cargo bench --bench recording # shorter
 //! CAPSTAN_BENCH_LONG=1 cargo bench --bench recording     # one 10-minute composite recording
-//! # one 1 x 2 composite per preset (<format>-<quality>, or `tracks`), 15 s each:
+//! # one 1 x 2 composite per preset (<format>-<quality>, or `tracks`; `:<n>` publishers), 15 s each:
 //! CAPSTAN_BENCH_SECONDS=15 CAPSTAN_BENCH_PRESETS=webm-low,mp4-medium,mkv-high cargo bench --bench recording
 //! ```
 //!
@@ -57,12 +57,17 @@ const WARM_UP: Duration = Duration::from_secs(5);
 /// `CAPSTAN_RECORDING_CPU_BUDGET` of the measured server: admit every preset.
 const UNLIMITED_BUDGET: &str = "64";
 
-/// `CAPSTAN_BENCH_PRESETS`: one 1 x 2 scenario per `<format>-<quality>` (composite) or `tracks`.
+/// `CAPSTAN_BENCH_PRESETS`: one 1 x 2 scenario per `<format>-<quality>` (composite) or `tracks`;
+/// `:<n>` after it sets the publishers (e.g. `webm-low:4`).
 fn presets(list: &str) -> Vec<(usize, usize, Option<String>)> {
     list.split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|p| {
+            let (p, publishers) = match p.split_once(':') {
+                Some((p, n)) => (p, n.parse().expect("CAPSTAN_BENCH_PRESETS: publishers")),
+                None => (p, 2),
+            };
             let query = match p.split_once('-') {
                 Some((format, quality)) => {
                     format!("mode=composite&quality={quality}&recording_format={format}")
@@ -70,7 +75,7 @@ fn presets(list: &str) -> Vec<(usize, usize, Option<String>)> {
                 None if p == "tracks" => "mode=tracks".into(),
                 None => panic!("CAPSTAN_BENCH_PRESETS: `{p}` is not <format>-<quality> or tracks"),
             };
-            (1, 2, Some(query))
+            (1, publishers, Some(query))
         })
         .collect()
 }
