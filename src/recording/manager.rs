@@ -7,7 +7,7 @@ use super::budget::Budget;
 use super::catalog::ListFilter;
 use super::cost::{cost, Cost};
 use super::deliver::deliver;
-use super::session::{self, Action, SessionCmd, SessionTx};
+use super::running::{self, Action, SessionCmd, SessionTx};
 use super::state::{RecordingState, Status, UploadPhase};
 use super::{recover, Ctx, RecError, RecordingEvent, RecordingParams};
 use crate::metrics::METRICS;
@@ -139,8 +139,8 @@ impl Manager {
         self.budget_metrics();
         let state =
             RecordingState::new(id.clone(), &room, &user, params, self.ctx.storage.backend());
-        let request = session::request(&self.ctx, &state);
-        let session = session::spawn(
+        let request = running::request(&self.ctx, &state);
+        let session = running::spawn(
             self.ctx.clone(),
             state,
             request,

@@ -14,12 +14,12 @@ mod manager;
 mod notify;
 mod recover;
 mod rules;
-mod session;
+mod running;
 pub mod state;
 
 pub use manager::{BudgetView, PipelineView, Recordings};
 pub use notify::{Notifier, RecordingEvent};
-pub use session::Action;
+pub use running::Action;
 pub use state::{RecordingParams, RecordingState, Status};
 
 use crate::storage::Storage;

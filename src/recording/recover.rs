@@ -4,7 +4,7 @@
 //! when nothing could be saved. Recordings that were being delivered are delivered again.
 
 use super::catalog::ListFilter;
-use super::session::file_entry;
+use super::running::file_entry;
 use super::state::{FileEntry, RecordingState, Status, StopReason};
 use super::{Ctx, RecordingEvent};
 use crate::storage::room_dir;
