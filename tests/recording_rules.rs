@@ -378,9 +378,11 @@ async fn auto_stop_reasons_land_in_metadata() {
         assert_eq!(state["metadata"]["stop_reason"], reason, "{state}");
         assert_eq!(state["metadata"]["auto_stopped"], true);
     }
+    // The rule fires on the recording timeline (4 s, looked at once a second); the duration is
+    // the media the file holds, which ends up to a frame or a packet before the timeline.
     let long_state = long.status(&l).await;
     let d = long_state["duration_seconds"].as_f64().unwrap();
-    assert!((4.0..6.0).contains(&d), "max duration 4 s, got {d}");
+    assert!((3.8..6.0).contains(&d), "max duration 4 s, got {d}");
     server.assert_clean_log();
 }
 
