@@ -188,6 +188,18 @@ fn free_in(message: &str) -> f64 {
     tail.split(' ').next().unwrap().parse().expect("free cores")
 }
 
+/// The message of a start refused with 503 `insufficient_capacity`.
+fn refused_for_capacity(reply: &common::recording::Reply) -> &str {
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.body["error"], "insufficient_capacity");
+    reply.body["message"].as_str().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cpu_budget_admits_what_fits_and_refuses_the_rest_with_503() {
     let server = TestServer::start_with(&[("CAPSTAN_RECORDING_CPU_BUDGET", "0.1")]).await;
@@ -216,14 +228,7 @@ async fn the_cpu_budget_admits_what_fits_and_refuses_the_rest_with_503() {
     let refused = Host::new(&server, "c")
         .start("mode=composite&quality=medium&recording_format=webm")
         .await;
-    assert_eq!(
-        refused.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        refused.body
-    );
-    assert_eq!(refused.body["error"], "insufficient_capacity");
-    let message = refused.body["message"].as_str().unwrap();
+    let message = refused_for_capacity(&refused);
     assert!(
         message.starts_with("this recording needs 0.")
             && message.contains(" CPU (composite webm medium, 0 tracks); ")
@@ -274,18 +279,8 @@ async fn the_cpu_budget_admits_what_fits_and_refuses_the_rest_with_503() {
         let refused = Host::new(&default, "u")
             .start("mode=composite&quality=ultra&recording_format=webm")
             .await;
-        assert_eq!(
-            refused.status,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "{}",
-            refused.body
-        );
-        assert_eq!(refused.body["error"], "insufficient_capacity");
         assert!(
-            refused.body["message"]
-                .as_str()
-                .unwrap()
-                .contains("(composite webm ultra, 0 tracks)"),
+            refused_for_capacity(&refused).contains("(composite webm ultra, 0 tracks)"),
             "{}",
             refused.body
         );
