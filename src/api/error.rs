@@ -1,6 +1,11 @@
-//! JSON errors: `{"error": code, "message": text}` with a fitting status.
+//! JSON errors: `{"error": code, "message": text}` with a fitting status. Every error type of
+//! the layers below is mapped to a status and code here, and only here.
 
 use crate::auth::AuthError;
+use crate::recording::RecError;
+use crate::sfu::http_session::StartError;
+use crate::sfu::peer::PeerError;
+use crate::sfu::room::JoinError;
 use crate::signed_url::UrlError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -48,6 +53,52 @@ impl From<UrlError> for ApiError {
             UrlError::TokenInUrl => (StatusCode::UNAUTHORIZED, "token_in_url"),
         };
         Self::new(status, code, e.to_string())
+    }
+}
+
+impl From<RecError> for ApiError {
+    fn from(e: RecError) -> Self {
+        let (status, code) = match &e {
+            RecError::Disabled => (StatusCode::FORBIDDEN, "recording_disabled"),
+            RecError::NotFound => (StatusCode::NOT_FOUND, "recording_not_found"),
+            RecError::RoomNotFound(_) => (StatusCode::NOT_FOUND, "room_not_found"),
+            RecError::AlreadyInProgress => (StatusCode::CONFLICT, "recording_in_progress"),
+            RecError::Limit(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_recordings"),
+            RecError::InsufficientCapacity(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "insufficient_capacity")
+            }
+            RecError::Conflict(_) => (StatusCode::CONFLICT, "invalid_state"),
+            RecError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            RecError::Pipeline(_) => (StatusCode::INTERNAL_SERVER_ERROR, "pipeline_error"),
+            RecError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_error"),
+            RecError::Catalog(_) => (StatusCode::INTERNAL_SERVER_ERROR, "catalog_error"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<StartError> for ApiError {
+    fn from(e: StartError) -> Self {
+        let message = e.to_string();
+        match e {
+            StartError::Join(JoinError::RoomFull(..)) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "room_full", message)
+            }
+            StartError::Join(JoinError::NoSuchRoom(_)) | StartError::NoSuchPublisher(_) => {
+                ApiError::not_found(message)
+            }
+            StartError::Peer(PeerError::InvalidSdp(_)) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_sdp", message)
+            }
+            StartError::Peer(PeerError::Negotiation(_)) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "negotiation_failed",
+                message,
+            ),
+            StartError::Peer(PeerError::Create(_)) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_media_port", message)
+            }
+        }
     }
 }
 

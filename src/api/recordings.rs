@@ -23,27 +23,6 @@ pub use crate::recording::Action;
 /// How long a presigned download URL is valid.
 const PRESIGN_TTL: Duration = Duration::from_secs(15 * 60);
 
-impl From<RecError> for ApiError {
-    fn from(e: RecError) -> Self {
-        let (status, code) = match &e {
-            RecError::Disabled => (StatusCode::FORBIDDEN, "recording_disabled"),
-            RecError::NotFound => (StatusCode::NOT_FOUND, "recording_not_found"),
-            RecError::RoomNotFound(_) => (StatusCode::NOT_FOUND, "room_not_found"),
-            RecError::AlreadyInProgress => (StatusCode::CONFLICT, "recording_in_progress"),
-            RecError::Limit(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_recordings"),
-            RecError::InsufficientCapacity(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "insufficient_capacity")
-            }
-            RecError::Conflict(_) => (StatusCode::CONFLICT, "invalid_state"),
-            RecError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
-            RecError::Pipeline(_) => (StatusCode::INTERNAL_SERVER_ERROR, "pipeline_error"),
-            RecError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_error"),
-            RecError::Catalog(_) => (StatusCode::INTERNAL_SERVER_ERROR, "catalog_error"),
-        };
-        ApiError::new(status, code, e.to_string())
-    }
-}
-
 /// Query of `POST .../recording/start`.
 #[derive(Debug, Deserialize, Default)]
 pub struct StartQuery {

@@ -3,9 +3,7 @@
 use super::error::bearer;
 use super::{ApiError, AppState};
 use crate::auth::{Claims, Role};
-use crate::sfu::http_session::{self, StartError};
-use crate::sfu::peer::PeerError;
-use crate::sfu::room::JoinError;
+use crate::sfu::http_session;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -61,31 +59,6 @@ fn created(location: String, answer: String) -> Response {
         answer,
     )
         .into_response()
-}
-
-impl From<StartError> for ApiError {
-    fn from(e: StartError) -> Self {
-        let message = e.to_string();
-        match e {
-            StartError::Join(JoinError::RoomFull(..)) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "room_full", message)
-            }
-            StartError::Join(JoinError::NoSuchRoom(_)) | StartError::NoSuchPublisher(_) => {
-                ApiError::not_found(message)
-            }
-            StartError::Peer(PeerError::InvalidSdp(_)) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_sdp", message)
-            }
-            StartError::Peer(PeerError::Negotiation(_)) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "negotiation_failed",
-                message,
-            ),
-            StartError::Peer(PeerError::Create(_)) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_media_port", message)
-            }
-        }
-    }
 }
 
 /// `POST /whip/{room}`: publish; the token's identity becomes a participant.
