@@ -2,13 +2,13 @@
 //! `{"success", "data", "message"}`. A call id is a room name.
 
 use super::recordings::{
-    caller, control_for, recording_in_room, require_member, start_for, Action, StartQuery,
+    control_for, recording_in_room, require_member, start_for, Action, Caller, StartQuery,
 };
 use super::{ApiError, AppState};
 use crate::recording::catalog::ListFilter;
 use crate::recording::{RecError, RecordingState, Status};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -56,10 +56,10 @@ pub async fn start(
     State(state): State<AppState>,
     Path(call): Path<String>,
     Query(query): Query<StartQuery>,
-    headers: HeaderMap,
+    caller: Result<Caller, ApiError>,
 ) -> Response {
     let result = async {
-        let claims = caller(&state, &headers)?;
+        let Caller(claims) = caller?;
         start_for(&state, &claims, &call, &query).await
     };
     match result.await {
@@ -72,10 +72,10 @@ pub async fn start(
 pub async fn stop(
     State(state): State<AppState>,
     Path(call): Path<String>,
-    headers: HeaderMap,
+    caller: Result<Caller, ApiError>,
 ) -> Response {
     let result = async {
-        let claims = caller(&state, &headers)?;
+        let Caller(claims) = caller?;
         super::recordings::require_host(&claims, &call, "stop")?;
         let filter = ListFilter {
             room: Some(call.clone()),
@@ -99,10 +99,10 @@ pub async fn stop(
 pub async fn get(
     State(state): State<AppState>,
     Path((call, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    caller: Result<Caller, ApiError>,
 ) -> Response {
     let result = async {
-        let claims = caller(&state, &headers)?;
+        let Caller(claims) = caller?;
         require_member(&claims, &call)?;
         recording_in_room(&state, &call, &id).await
     };
@@ -116,10 +116,10 @@ pub async fn get(
 pub async fn delete(
     State(state): State<AppState>,
     Path((call, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    caller: Result<Caller, ApiError>,
 ) -> Response {
     let result = async {
-        let claims = caller(&state, &headers)?;
+        let Caller(claims) = caller?;
         super::recordings::require_host(&claims, &call, "delete")?;
         let recording = recording_in_room(&state, &call, &id).await?;
         if recording.status.is_final() {

@@ -10,7 +10,8 @@ use crate::recording::{RecError, RecordingParams, RecordingState, Status};
 use crate::signed_url::{Signature, UrlError};
 use crate::storage::Storage;
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
@@ -63,9 +64,22 @@ impl StartQuery {
     }
 }
 
-/// The caller's claims, from the `Authorization` header.
-pub fn caller(state: &AppState, headers: &HeaderMap) -> Result<Claims, ApiError> {
-    Ok(state.keys.verify(bearer(headers)?)?)
+/// The caller: the verified claims of the request's `Authorization: Bearer` token. Handlers
+/// take it as an argument; a missing, forged or expired token is refused before they run.
+pub struct Caller(pub Claims);
+
+impl Caller {
+    fn verify(state: &AppState, headers: &HeaderMap) -> Result<Claims, ApiError> {
+        Ok(state.keys.verify(bearer(headers)?)?)
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Caller::verify(state, &parts.headers).map(Caller)
+    }
 }
 
 /// Host of `room`, or admin.
@@ -120,9 +134,8 @@ pub async fn start(
     State(state): State<AppState>,
     Path(room): Path<String>,
     Query(query): Query<StartQuery>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<(StatusCode, Json<RecordingState>), ApiError> {
-    let claims = caller(&state, &headers)?;
     let recording = start_for(&state, &claims, &room, &query).await?;
     Ok((StatusCode::CREATED, Json(recording)))
 }
@@ -161,7 +174,7 @@ pub async fn control_for(
 pub async fn control(
     State(state): State<AppState>,
     Path((room, id, verb)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Json<RecordingState>, ApiError> {
     let action = match verb.as_str() {
         "stop" => Action::Stop,
@@ -169,7 +182,6 @@ pub async fn control(
         "resume" => Action::Resume,
         _ => return Err(ApiError::not_found(format!("no such action `{verb}`"))),
     };
-    let claims = caller(&state, &headers)?;
     Ok(Json(
         control_for(&state, &claims, &room, &id, action).await?,
     ))
@@ -179,9 +191,8 @@ pub async fn control(
 pub async fn cancel_or_delete(
     State(state): State<AppState>,
     Path((room, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Response, ApiError> {
-    let claims = caller(&state, &headers)?;
     require_host(&claims, &room, "cancel")?;
     let recording = recording_in_room(&state, &room, &id).await?;
     if recording.status.is_final() {
@@ -194,9 +205,8 @@ pub async fn cancel_or_delete(
 pub async fn status(
     State(state): State<AppState>,
     Path((room, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Json<RecordingState>, ApiError> {
-    let claims = caller(&state, &headers)?;
     require_member(&claims, &room)?;
     Ok(Json(recording_in_room(&state, &room, &id).await?))
 }
@@ -226,9 +236,8 @@ pub async fn room_list(
     State(state): State<AppState>,
     Path(room): Path<String>,
     Query(q): Query<ListQuery>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Json<Vec<RecordingState>>, ApiError> {
-    let claims = caller(&state, &headers)?;
     require_member(&claims, &room)?;
     let filter = ListFilter {
         room: Some(room),
@@ -242,9 +251,8 @@ pub async fn room_list(
 pub async fn own_list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Json<Vec<RecordingState>>, ApiError> {
-    let claims = caller(&state, &headers)?;
     let filter = ListFilter {
         user: (claims.role != Role::Admin).then(|| claims.sub.clone()),
         status: status_filter(&q)?,
@@ -314,9 +322,8 @@ pub async fn download_url(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<FileQuery>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Json<DownloadUrl>, ApiError> {
-    let claims = caller(&state, &headers)?;
     let recording = readable(&state, &claims, &id).await?;
     let index = q.file.unwrap_or(0);
     downloadable_file(&recording, index)?;
@@ -353,7 +360,7 @@ pub async fn download(
         state.downloads.verify(&id, index, expires, sig, now)?;
         state.recordings.get(&id).await?.ok_or(RecError::NotFound)?
     } else {
-        readable(&state, &caller(&state, &headers)?, &id).await?
+        readable(&state, &Caller::verify(&state, &headers)?, &id).await?
     };
     let file = downloadable_file(&recording, index)?;
     if let Some(path) = &file.local_path {
@@ -394,9 +401,8 @@ async fn serve_file(path: &str, name: &str, request: Request) -> Result<Response
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<StatusCode, ApiError> {
-    let claims = caller(&state, &headers)?;
     let recording = state.recordings.get(&id).await?.ok_or(RecError::NotFound)?;
     require_host(&claims, &recording.room_id, "delete a")?;
     state.recordings.delete(&id).await?;
@@ -407,9 +413,8 @@ pub async fn delete(
 pub async fn retry_upload(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Json<RecordingState>, ApiError> {
-    let claims = caller(&state, &headers)?;
     let recording = state.recordings.get(&id).await?.ok_or(RecError::NotFound)?;
     require_host(&claims, &recording.room_id, "upload a")?;
     Ok(Json(state.recordings.retry_upload(&id).await?))
@@ -418,9 +423,8 @@ pub async fn retry_upload(
 /// `GET /api/webrtc/pipelines` (admin).
 pub async fn pipelines(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(claims): Caller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let claims = caller(&state, &headers)?;
     if claims.role != Role::Admin {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
