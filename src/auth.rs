@@ -42,6 +42,24 @@ pub struct Claims {
     pub exp: u64,
 }
 
+impl Claims {
+    /// Whether this token grants `room` (admins may enter any room).
+    pub fn enter(&self, room: &str) -> Result<(), AuthError> {
+        if self.room != room && self.role != Role::Admin {
+            return Err(AuthError::WrongRoom {
+                token_room: self.room.clone(),
+                room: room.into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether this token may control `room`'s recordings: its host, or an admin.
+    pub fn hosts(&self, room: &str) -> bool {
+        (self.role == Role::Host && self.room == room) || self.role == Role::Admin
+    }
+}
+
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -117,12 +135,7 @@ impl TokenKeys {
     /// Verifies the token and that it grants `room` (admins may enter any room).
     pub fn verify_for_room(&self, token: &str, room: &str) -> Result<Claims, AuthError> {
         let claims = self.verify(token)?;
-        if claims.room != room && claims.role != Role::Admin {
-            return Err(AuthError::WrongRoom {
-                token_room: claims.room,
-                room: room.into(),
-            });
-        }
+        claims.enter(room)?;
         Ok(claims)
     }
 }

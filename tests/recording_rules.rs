@@ -59,9 +59,10 @@ async fn who_may_record_and_what_they_are_told() {
 
     let participant = start(token("r", "p", Role::Participant, Duration::from_secs(60))).await;
     assert_eq!(participant.status, StatusCode::FORBIDDEN);
+    assert_eq!(participant.body["error"], "forbidden");
     assert_eq!(
         participant.body["message"],
-        "Only the host can start recording"
+        "Only the room's host can control its recordings"
     );
     let other_host = start(token("elsewhere", "h", Role::Host, Duration::from_secs(60))).await;
     assert_eq!(other_host.status, StatusCode::FORBIDDEN);
@@ -126,7 +127,10 @@ async fn who_may_record_and_what_they_are_told() {
     let stop_url = format!("{}/api/webrtc/rooms/r/recording/{id}/stop", server.base);
     let denied = call(Method::POST, &stop_url, Some(&p)).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
-    assert_eq!(denied.body["message"], "Only the host can stop recording");
+    assert_eq!(
+        denied.body["message"],
+        "Only the room's host can control its recordings"
+    );
 
     let done = host.act(&id, "stop").await.expect(StatusCode::OK);
     assert_eq!(done["status"], "completed", "{done}");

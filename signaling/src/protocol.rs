@@ -149,21 +149,52 @@ pub enum ServerMessage {
     },
 }
 
-/// Machine-readable error codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Machine-readable error codes, one list for the HTTP API (`{"error": code, ...}`) and the
+/// WebSocket protocol (`{"type": "error", "code": ...}`). Serialised in snake_case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
+    // Requests and messages.
     MalformedMessage,
     MessageTooLarge,
     UnknownMessageType,
+    BadRequest,
+    InvalidRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    // Negotiation.
     InvalidSdp,
     UnsupportedCodecs,
     NegotiationFailed,
+    NoMediaPort,
+    // Rooms and participants.
     RoomFull,
+    RoomNotFound,
     /// The same identity joined again elsewhere.
     Replaced,
     /// Removed by request (e.g. `DELETE` of its WHIP/WHEP resource).
     Removed,
+    NotFound,
+    // Access.
+    Unauthorized,
+    TokenExpired,
+    Forbidden,
+    UrlExpired,
+    InvalidSignature,
+    TokenInUrl,
+    // Recordings.
+    RecordingDisabled,
+    RecordingNotFound,
+    RecordingInProgress,
+    TooManyRecordings,
+    InsufficientCapacity,
+    InvalidState,
+    PipelineError,
+    StorageError,
+    CatalogError,
+    IoError,
+    // The server.
+    NotReady,
     Internal,
 }
 
@@ -271,5 +302,21 @@ mod tests {
         })
         .unwrap();
         assert_eq!(text, r#"{"type":"participant_left","identity":"a"}"#);
+    }
+
+    #[test]
+    fn error_codes_serialise_as_their_wire_names() {
+        let cases = [
+            (ErrorCode::MalformedMessage, "malformed_message"),
+            (ErrorCode::UnsupportedMediaType, "unsupported_media_type"),
+            (ErrorCode::NoMediaPort, "no_media_port"),
+            (ErrorCode::TokenExpired, "token_expired"),
+            (ErrorCode::RecordingInProgress, "recording_in_progress"),
+            (ErrorCode::InsufficientCapacity, "insufficient_capacity"),
+            (ErrorCode::NotReady, "not_ready"),
+        ];
+        for (code, wire) in cases {
+            assert_eq!(serde_json::to_value(code).unwrap(), wire);
+        }
     }
 }

@@ -1,9 +1,8 @@
 //! Compatibility routes for existing clients: `/video-calls/{callId}/recording/...`, answering
 //! `{"success", "data", "message"}`. A call id is a room name.
 
-use super::recordings::{
-    control_for, recording_in_room, require_member, start_for, Action, Caller, StartQuery,
-};
+use super::access::{RoomHost, RoomMember};
+use super::recordings::{control_for, recording_in_room, start_for, Action, StartQuery};
 use super::{ApiError, AppState};
 use crate::recording::catalog::ListFilter;
 use crate::recording::{RecError, RecordingState, Status};
@@ -54,14 +53,10 @@ fn detail(r: &RecordingState) -> Value {
 
 pub async fn start(
     State(state): State<AppState>,
-    Path(call): Path<String>,
+    host: Result<RoomHost, ApiError>,
     Query(query): Query<StartQuery>,
-    caller: Result<Caller, ApiError>,
 ) -> Response {
-    let result = async {
-        let Caller(claims) = caller?;
-        start_for(&state, &claims, &call, &query).await
-    };
+    let result = async { start_for(&state, &host?, &query).await };
     match result.await {
         Ok(r) => envelope(StatusCode::CREATED, summary(&r), "Recording started"),
         Err(e) => failure(e),
@@ -69,16 +64,11 @@ pub async fn start(
 }
 
 /// Stops the call's running recording.
-pub async fn stop(
-    State(state): State<AppState>,
-    Path(call): Path<String>,
-    caller: Result<Caller, ApiError>,
-) -> Response {
+pub async fn stop(State(state): State<AppState>, host: Result<RoomHost, ApiError>) -> Response {
     let result = async {
-        let Caller(claims) = caller?;
-        super::recordings::require_host(&claims, &call, "stop")?;
+        let host = host?;
         let filter = ListFilter {
-            room: Some(call.clone()),
+            room: Some(host.room.clone()),
             ..Default::default()
         };
         let running = state
@@ -88,7 +78,7 @@ pub async fn stop(
             .into_iter()
             .find(|r| matches!(r.status, Status::Recording | Status::Paused))
             .ok_or(RecError::NotFound)?;
-        control_for(&state, &claims, &call, &running.recording_id, Action::Stop).await
+        control_for(&state, &host, &running.recording_id, Action::Stop).await
     };
     match result.await {
         Ok(r) => envelope(StatusCode::OK, summary(&r), "Recording stopped"),
@@ -98,14 +88,10 @@ pub async fn stop(
 
 pub async fn get(
     State(state): State<AppState>,
-    Path((call, id)): Path<(String, String)>,
-    caller: Result<Caller, ApiError>,
+    member: Result<RoomMember, ApiError>,
+    Path((_, id)): Path<(String, String)>,
 ) -> Response {
-    let result = async {
-        let Caller(claims) = caller?;
-        require_member(&claims, &call)?;
-        recording_in_room(&state, &call, &id).await
-    };
+    let result = async { recording_in_room(&state, &member?.room, &id).await };
     match result.await {
         Ok(r) => envelope(StatusCode::OK, detail(&r), "Recording found"),
         Err(e) => failure(e),
@@ -115,18 +101,17 @@ pub async fn get(
 /// Cancels a running recording or deletes a finished one.
 pub async fn delete(
     State(state): State<AppState>,
-    Path((call, id)): Path<(String, String)>,
-    caller: Result<Caller, ApiError>,
+    host: Result<RoomHost, ApiError>,
+    Path((_, id)): Path<(String, String)>,
 ) -> Response {
     let result = async {
-        let Caller(claims) = caller?;
-        super::recordings::require_host(&claims, &call, "delete")?;
-        let recording = recording_in_room(&state, &call, &id).await?;
+        let host = host?;
+        let recording = recording_in_room(&state, &host.room, &id).await?;
         if recording.status.is_final() {
             state.recordings.delete(&id).await?;
             return Ok(recording);
         }
-        control_for(&state, &claims, &call, &id, Action::Cancel).await
+        control_for(&state, &host, &id, Action::Cancel).await
     };
     match result.await {
         Ok(r) => envelope(StatusCode::OK, summary(&r), "Recording deleted"),

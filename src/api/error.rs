@@ -10,16 +10,17 @@ use crate::signed_url::UrlError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use signaling::protocol::ErrorCode;
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -28,17 +29,17 @@ impl ApiError {
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 }
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         let (status, code) = match e {
-            AuthError::WrongRoom { .. } => (StatusCode::FORBIDDEN, "forbidden"),
-            AuthError::Expired => (StatusCode::UNAUTHORIZED, "token_expired"),
+            AuthError::WrongRoom { .. } => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            AuthError::Expired => (StatusCode::UNAUTHORIZED, ErrorCode::TokenExpired),
             AuthError::Missing | AuthError::Invalid(_) | AuthError::EmptyIdentity => {
-                (StatusCode::UNAUTHORIZED, "unauthorized")
+                (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized)
             }
         };
         Self::new(status, code, e.to_string())
@@ -48,9 +49,9 @@ impl From<AuthError> for ApiError {
 impl From<UrlError> for ApiError {
     fn from(e: UrlError) -> Self {
         let (status, code) = match e {
-            UrlError::Expired => (StatusCode::UNAUTHORIZED, "url_expired"),
-            UrlError::BadSignature => (StatusCode::FORBIDDEN, "invalid_signature"),
-            UrlError::TokenInUrl => (StatusCode::UNAUTHORIZED, "token_in_url"),
+            UrlError::Expired => (StatusCode::UNAUTHORIZED, ErrorCode::UrlExpired),
+            UrlError::BadSignature => (StatusCode::FORBIDDEN, ErrorCode::InvalidSignature),
+            UrlError::TokenInUrl => (StatusCode::UNAUTHORIZED, ErrorCode::TokenInUrl),
         };
         Self::new(status, code, e.to_string())
     }
@@ -59,19 +60,20 @@ impl From<UrlError> for ApiError {
 impl From<RecError> for ApiError {
     fn from(e: RecError) -> Self {
         let (status, code) = match &e {
-            RecError::Disabled => (StatusCode::FORBIDDEN, "recording_disabled"),
-            RecError::NotFound => (StatusCode::NOT_FOUND, "recording_not_found"),
-            RecError::RoomNotFound(_) => (StatusCode::NOT_FOUND, "room_not_found"),
-            RecError::AlreadyInProgress => (StatusCode::CONFLICT, "recording_in_progress"),
-            RecError::Limit(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_recordings"),
-            RecError::InsufficientCapacity(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "insufficient_capacity")
-            }
-            RecError::Conflict(_) => (StatusCode::CONFLICT, "invalid_state"),
-            RecError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
-            RecError::Pipeline(_) => (StatusCode::INTERNAL_SERVER_ERROR, "pipeline_error"),
-            RecError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_error"),
-            RecError::Catalog(_) => (StatusCode::INTERNAL_SERVER_ERROR, "catalog_error"),
+            RecError::Disabled => (StatusCode::FORBIDDEN, ErrorCode::RecordingDisabled),
+            RecError::NotFound => (StatusCode::NOT_FOUND, ErrorCode::RecordingNotFound),
+            RecError::RoomNotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::RoomNotFound),
+            RecError::AlreadyInProgress => (StatusCode::CONFLICT, ErrorCode::RecordingInProgress),
+            RecError::Limit(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyRecordings),
+            RecError::InsufficientCapacity(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::InsufficientCapacity,
+            ),
+            RecError::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::InvalidState),
+            RecError::Invalid(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
+            RecError::Pipeline(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::PipelineError),
+            RecError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::StorageError),
+            RecError::Catalog(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::CatalogError),
         };
         ApiError::new(status, code, e.to_string())
     }
@@ -81,23 +83,27 @@ impl From<StartError> for ApiError {
     fn from(e: StartError) -> Self {
         let message = e.to_string();
         match e {
-            StartError::Join(JoinError::RoomFull(..)) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "room_full", message)
-            }
+            StartError::Join(JoinError::RoomFull(..)) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::RoomFull,
+                message,
+            ),
             StartError::Join(JoinError::NoSuchRoom(_)) | StartError::NoSuchPublisher(_) => {
                 ApiError::not_found(message)
             }
             StartError::Peer(PeerError::InvalidSdp(_)) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_sdp", message)
+                ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidSdp, message)
             }
             StartError::Peer(PeerError::Negotiation(_)) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "negotiation_failed",
+                ErrorCode::NegotiationFailed,
                 message,
             ),
-            StartError::Peer(PeerError::Create(_)) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_media_port", message)
-            }
+            StartError::Peer(PeerError::Create(_)) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::NoMediaPort,
+                message,
+            ),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! HTTP surface: the call UI, signaling WebSocket, WHIP/WHEP, dev tokens and ops endpoints.
 
+mod access;
 mod compat;
 mod error;
 mod ops;

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use signaling::protocol::ErrorCode;
 use std::path::PathBuf;
 
 pub async fn healthz() -> &'static str {
@@ -16,7 +17,7 @@ pub async fn healthz() -> &'static str {
 /// and the object store (if configured) answers.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let not_ready =
-        |what: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", what);
+        |what: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::NotReady, what);
     let dirs = [
         ("data directory", state.config.data_dir.clone()),
         ("recording spool", state.config.recording.output_dir.clone()),

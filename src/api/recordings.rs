@@ -1,21 +1,22 @@
 //! The recording API: start/stop/pause/resume/cancel, status, lists, download, delete, upload
 //! retry and the pipelines view for ops.
 
+use super::access::{host_of, member_of, Admin, Caller, RoomHost, RoomMember};
 use super::error::bearer;
 use super::{ApiError, AppState};
-use crate::auth::{unix_now, AuthError, Claims, Role};
+use crate::auth::{unix_now, Claims, Role};
 use crate::recording::catalog::ListFilter;
 use crate::recording::state::FileEntry;
 use crate::recording::{RecError, RecordingParams, RecordingState, Status};
 use crate::signed_url::{Signature, UrlError};
 use crate::storage::Storage;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Path, Query, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use signaling::protocol::ErrorCode;
 use std::time::{Duration, UNIX_EPOCH};
 use tower::ServiceExt;
 
@@ -44,7 +45,11 @@ impl StartQuery {
                 .unwrap_or(default)
                 .parse()
                 .map_err(|e: T::Err| {
-                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        ErrorCode::InvalidRequest,
+                        e.to_string(),
+                    )
                 })
         }
         let params = RecordingParams {
@@ -56,7 +61,7 @@ impl StartQuery {
         if params.mode == pipelines::Mode::Tracks && params.format == pipelines::Format::Mp4 {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 pipelines::SpecError::TracksModeMp4.to_string(),
             ));
         }
@@ -64,57 +69,14 @@ impl StartQuery {
     }
 }
 
-/// The caller: the verified claims of the request's `Authorization: Bearer` token. Handlers
-/// take it as an argument; a missing, forged or expired token is refused before they run.
-pub struct Caller(pub Claims);
-
-impl Caller {
-    fn verify(state: &AppState, headers: &HeaderMap) -> Result<Claims, ApiError> {
-        Ok(state.keys.verify(bearer(headers)?)?)
-    }
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Caller::verify(state, &parts.headers).map(Caller)
-    }
-}
-
-/// Host of `room`, or admin.
-pub fn require_host(claims: &Claims, room: &str, verb: &str) -> Result<(), ApiError> {
-    let host = claims.role == Role::Host && claims.room == room;
-    if host || claims.role == Role::Admin {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        format!("Only the host can {verb} recording"),
-    ))
-}
-
-/// Anyone in `room`, or admin.
-pub(super) fn require_member(claims: &Claims, room: &str) -> Result<(), ApiError> {
-    if claims.room == room || claims.role == Role::Admin {
-        return Ok(());
-    }
-    Err(ApiError::from(AuthError::WrongRoom {
-        token_room: claims.room.clone(),
-        room: room.into(),
-    }))
-}
-
 /// Starts recording `room` for `claims`; shared with the compatibility routes. Checks in this
 /// order: host, parameters, recording enabled, room exists.
 pub async fn start_for(
     state: &AppState,
-    claims: &Claims,
-    room: &str,
+    host: &RoomHost,
     query: &StartQuery,
 ) -> Result<RecordingState, ApiError> {
-    require_host(claims, room, "start")?;
+    let room = host.room.as_str();
     let params = query.params()?;
     if !state.recordings.enabled() {
         return Err(RecError::Disabled.into());
@@ -126,17 +88,16 @@ pub async fn start_for(
         .ok_or_else(|| RecError::RoomNotFound(room.into()))?;
     Ok(state
         .recordings
-        .start_recording(room, &claims.sub, params, handle)
+        .start_recording(room, &host.claims.sub, params, handle)
         .await?)
 }
 
 pub async fn start(
     State(state): State<AppState>,
-    Path(room): Path<String>,
+    host: RoomHost,
     Query(query): Query<StartQuery>,
-    Caller(claims): Caller,
 ) -> Result<(StatusCode, Json<RecordingState>), ApiError> {
-    let recording = start_for(&state, &claims, &room, &query).await?;
+    let recording = start_for(&state, &host, &query).await?;
     Ok((StatusCode::CREATED, Json(recording)))
 }
 
@@ -152,29 +113,21 @@ pub(super) async fn recording_in_room(
     }
 }
 
-/// Runs `action` on recording `id` of `room` for a host of the room; shared with compat.
+/// Runs `action` on recording `id` of the host's room; shared with compat.
 pub async fn control_for(
     state: &AppState,
-    claims: &Claims,
-    room: &str,
+    host: &RoomHost,
     id: &str,
     action: Action,
 ) -> Result<RecordingState, ApiError> {
-    let verb = match action {
-        Action::Stop => "stop",
-        Action::Pause => "pause",
-        Action::Resume => "resume",
-        Action::Cancel => "cancel",
-    };
-    require_host(claims, room, verb)?;
-    recording_in_room(state, room, id).await?;
+    recording_in_room(state, &host.room, id).await?;
     Ok(state.recordings.control(id, action).await?)
 }
 
 pub async fn control(
     State(state): State<AppState>,
-    Path((room, id, verb)): Path<(String, String, String)>,
-    Caller(claims): Caller,
+    host: RoomHost,
+    Path((_, id, verb)): Path<(String, String, String)>,
 ) -> Result<Json<RecordingState>, ApiError> {
     let action = match verb.as_str() {
         "stop" => Action::Stop,
@@ -182,19 +135,16 @@ pub async fn control(
         "resume" => Action::Resume,
         _ => return Err(ApiError::not_found(format!("no such action `{verb}`"))),
     };
-    Ok(Json(
-        control_for(&state, &claims, &room, &id, action).await?,
-    ))
+    Ok(Json(control_for(&state, &host, &id, action).await?))
 }
 
 /// `DELETE .../recording/{id}`: cancels a running recording, deletes a finished one.
 pub async fn cancel_or_delete(
     State(state): State<AppState>,
-    Path((room, id)): Path<(String, String)>,
-    Caller(claims): Caller,
+    host: RoomHost,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    require_host(&claims, &room, "cancel")?;
-    let recording = recording_in_room(&state, &room, &id).await?;
+    let recording = recording_in_room(&state, &host.room, &id).await?;
     if recording.status.is_final() {
         state.recordings.delete(&id).await?;
         return Ok(StatusCode::NO_CONTENT.into_response());
@@ -204,11 +154,10 @@ pub async fn cancel_or_delete(
 
 pub async fn status(
     State(state): State<AppState>,
-    Path((room, id)): Path<(String, String)>,
-    Caller(claims): Caller,
+    member: RoomMember,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<RecordingState>, ApiError> {
-    require_member(&claims, &room)?;
-    Ok(Json(recording_in_room(&state, &room, &id).await?))
+    Ok(Json(recording_in_room(&state, &member.room, &id).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -224,7 +173,7 @@ fn status_filter(q: &ListQuery) -> Result<Option<Status>, ApiError> {
             Status::parse(s).ok_or_else(|| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_request",
+                    ErrorCode::InvalidRequest,
                     format!("unknown status `{s}`"),
                 )
             })
@@ -234,13 +183,11 @@ fn status_filter(q: &ListQuery) -> Result<Option<Status>, ApiError> {
 
 pub async fn room_list(
     State(state): State<AppState>,
-    Path(room): Path<String>,
+    member: RoomMember,
     Query(q): Query<ListQuery>,
-    Caller(claims): Caller,
 ) -> Result<Json<Vec<RecordingState>>, ApiError> {
-    require_member(&claims, &room)?;
     let filter = ListFilter {
-        room: Some(room),
+        room: Some(member.room),
         status: status_filter(&q)?,
         ..Default::default()
     };
@@ -281,7 +228,7 @@ pub struct DownloadQuery {
 /// Recording `id`, if the caller may read its room.
 async fn readable(state: &AppState, claims: &Claims, id: &str) -> Result<RecordingState, ApiError> {
     let recording = state.recordings.get(id).await?.ok_or(RecError::NotFound)?;
-    require_member(claims, &recording.room_id)?;
+    member_of(claims, &recording.room_id)?;
     Ok(recording)
 }
 
@@ -292,7 +239,7 @@ fn downloadable_file(recording: &RecordingState, index: usize) -> Result<&FileEn
     if !downloadable {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "not_ready",
+            ErrorCode::NotReady,
             format!(
                 "Recording is {}; nothing to download yet",
                 recording.status.as_str()
@@ -387,7 +334,13 @@ async fn serve_file(path: &str, name: &str, request: Request) -> Result<Response
     let mut response = tower_http::services::ServeFile::new(path)
         .oneshot(request)
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io_error", e.to_string()))?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::IoError,
+                e.to_string(),
+            )
+        })?
         .map(Body::new);
     if let Ok(value) = format!("attachment; filename=\"{name}\"").parse() {
         response
@@ -404,7 +357,7 @@ pub async fn delete(
     Caller(claims): Caller,
 ) -> Result<StatusCode, ApiError> {
     let recording = state.recordings.get(&id).await?.ok_or(RecError::NotFound)?;
-    require_host(&claims, &recording.room_id, "delete a")?;
+    host_of(&claims, &recording.room_id)?;
     state.recordings.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -416,22 +369,15 @@ pub async fn retry_upload(
     Caller(claims): Caller,
 ) -> Result<Json<RecordingState>, ApiError> {
     let recording = state.recordings.get(&id).await?.ok_or(RecError::NotFound)?;
-    require_host(&claims, &recording.room_id, "upload a")?;
+    host_of(&claims, &recording.room_id)?;
     Ok(Json(state.recordings.retry_upload(&id).await?))
 }
 
 /// `GET /api/webrtc/pipelines` (admin).
 pub async fn pipelines(
     State(state): State<AppState>,
-    Caller(claims): Caller,
+    _: Admin,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if claims.role != Role::Admin {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "Only an admin can list pipelines",
-        ));
-    }
     let (pipelines, budget) = state.recordings.pipelines().await;
     Ok(Json(
         serde_json::json!({ "pipelines": pipelines, "budget": budget }),

@@ -7,6 +7,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use signaling::protocol::ErrorCode;
 use signaling::web::{self, Asset};
 use std::time::Duration;
 
@@ -61,7 +62,7 @@ pub async fn dev_token(
     if q.room.is_empty() || q.identity.is_empty() {
         return Err(ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
-            "bad_request",
+            ErrorCode::BadRequest,
             "room and identity must not be empty",
         ));
     }

@@ -1,22 +1,19 @@
 //! WHIP publish (RFC 9725) and WHEP subscribe over HTTP.
 
-use super::error::bearer;
+use super::access::RoomMember;
 use super::{ApiError, AppState};
-use crate::auth::{Claims, Role};
+use crate::auth::Role;
 use crate::sfu::http_session;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use signaling::protocol::ErrorCode;
 use signaling::protocol::ParticipantInfo;
 use signaling::sdp::{check_media_offer, OfferProblem};
 
 /// Largest SDP body accepted.
 const MAX_SDP_BYTES: usize = 64 * 1024;
-
-fn authorize(state: &AppState, headers: &HeaderMap, room: &str) -> Result<Claims, ApiError> {
-    Ok(state.keys.verify_for_room(bearer(headers)?, room)?)
-}
 
 fn sdp_body(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
     let content_type = headers
@@ -26,23 +23,28 @@ fn sdp_body(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
     if !content_type.starts_with("application/sdp") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "Content-Type must be application/sdp",
         ));
     }
     if body.len() > MAX_SDP_BYTES {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("SDP is {} bytes; the limit is {MAX_SDP_BYTES}", body.len()),
         ));
     }
-    let sdp = String::from_utf8(body.to_vec())
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_sdp", "SDP is not UTF-8"))?;
+    let sdp = String::from_utf8(body.to_vec()).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidSdp,
+            "SDP is not UTF-8",
+        )
+    })?;
     check_media_offer(&sdp).map_err(|p| {
         let code = match p {
-            OfferProblem::Malformed(_) => "invalid_sdp",
-            OfferProblem::UnsupportedCodecs(_) => "unsupported_codecs",
+            OfferProblem::Malformed(_) => ErrorCode::InvalidSdp,
+            OfferProblem::UnsupportedCodecs(_) => ErrorCode::UnsupportedCodecs,
         };
         ApiError::new(StatusCode::BAD_REQUEST, code, p.to_string())
     })?;
@@ -64,11 +66,10 @@ fn created(location: String, answer: String) -> Response {
 /// `POST /whip/{room}`: publish; the token's identity becomes a participant.
 pub async fn publish(
     State(state): State<AppState>,
-    Path(room): Path<String>,
+    RoomMember { claims, room }: RoomMember,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let claims = authorize(&state, &headers, &room)?;
     let offer = sdp_body(&headers, &body)?;
     let info = ParticipantInfo {
         identity: claims.sub.clone(),
@@ -83,14 +84,13 @@ pub async fn publish(
 /// `DELETE /whip/{room}/{identity}`: stop publishing (the publisher itself or an admin).
 pub async fn unpublish(
     State(state): State<AppState>,
-    Path((room, identity)): Path<(String, String)>,
-    headers: HeaderMap,
+    RoomMember { claims, room }: RoomMember,
+    Path((_, identity)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let claims = authorize(&state, &headers, &room)?;
     if claims.sub != identity && claims.role != Role::Admin {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "only the publisher may end its WHIP session",
         ));
     }
@@ -100,11 +100,11 @@ pub async fn unpublish(
 /// `POST /whep/{room}/{identity}`: watch `identity`'s tracks.
 pub async fn view(
     State(state): State<AppState>,
-    Path((room, identity)): Path<(String, String)>,
+    RoomMember { room, .. }: RoomMember,
+    Path((_, identity)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, &room)?;
     let offer = sdp_body(&headers, &body)?;
     let (answer, viewer) = http_session::start_whep(&state.sfu, &room, &identity, offer).await?;
     Ok(created(format!("/whep/{room}/{identity}/{viewer}"), answer))
@@ -113,10 +113,9 @@ pub async fn view(
 /// `DELETE /whep/{room}/{identity}/{viewer}`.
 pub async fn unview(
     State(state): State<AppState>,
-    Path((room, _identity, viewer)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    RoomMember { room, .. }: RoomMember,
+    Path((_, _, viewer)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    authorize(&state, &headers, &room)?;
     if !viewer.starts_with("whep-") {
         return Err(ApiError::not_found(format!("no WHEP viewer `{viewer}`")));
     }

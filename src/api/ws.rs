@@ -30,7 +30,7 @@ pub async fn upgrade(
 ) -> Result<Response, ApiError> {
     let token = q.token.ok_or(AuthError::Missing)?;
     let claims = state.keys.verify(&token)?;
-    let ws = ws.map_err(|e| ApiError::new(e.status(), "bad_request", e.body_text()))?;
+    let ws = ws.map_err(|e| ApiError::new(e.status(), ErrorCode::BadRequest, e.body_text()))?;
     let participant = Participant {
         room: claims.room.clone(),
         info: ParticipantInfo {

@@ -53,7 +53,7 @@ pub async fn run(
         Err(e) => {
             let code = match e {
                 JoinError::RoomFull(..) => ErrorCode::RoomFull,
-                JoinError::NoSuchRoom(_) => ErrorCode::Internal,
+                JoinError::NoSuchRoom(_) => ErrorCode::RoomNotFound,
             };
             let _ = out.send(fatal(code, e.to_string())).await;
             return;
@@ -338,6 +338,6 @@ pub fn peer_error_code(e: &PeerError) -> ErrorCode {
     match e {
         PeerError::InvalidSdp(_) => ErrorCode::InvalidSdp,
         PeerError::Negotiation(_) => ErrorCode::NegotiationFailed,
-        PeerError::Create(_) => ErrorCode::Internal,
+        PeerError::Create(_) => ErrorCode::NoMediaPort,
     }
 }
