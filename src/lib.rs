@@ -15,12 +15,12 @@ use std::sync::Arc;
 /// Opens the catalog, recovers interrupted recordings, binds the HTTP listener and serves
 /// until the process is stopped; running recordings are then stopped and finalised.
 pub async fn serve(config: config::Config) -> std::io::Result<()> {
-    let io = |e: String| std::io::Error::other(e);
     let peers = sfu::peer::PeerFactory::new(config.rtc.clone());
     let sfu = sfu::Sfu::start(peers, config.max_participants);
     let catalog = recording::catalog::SqliteCatalog::open(&config.data_dir.join("catalog.sqlite3"))
-        .map_err(|e| io(e.to_string()))?;
-    let storage = storage::Storage::new(&config.recording.storage).map_err(io)?;
+        .map_err(std::io::Error::other)?;
+    let storage =
+        storage::Storage::new(&config.recording.storage).map_err(std::io::Error::other)?;
     let webhooks = webhooks::Webhooks::new(config.recording.webhooks.clone());
     let recordings = recording::Recordings::start(
         config.recording.clone(),

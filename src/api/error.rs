@@ -72,7 +72,10 @@ impl From<RecError> for ApiError {
             RecError::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::InvalidState),
             RecError::Invalid(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
             RecError::Pipeline(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::PipelineError),
-            RecError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::StorageError),
+            RecError::Spec(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
+            RecError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::NotReady),
+            RecError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::StorageError),
+            RecError::LocalFile { .. } => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::IoError),
             RecError::Catalog(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::CatalogError),
         };
         ApiError::new(status, code, e.to_string())

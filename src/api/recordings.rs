@@ -318,7 +318,7 @@ pub async fn download(
             let url = store
                 .presigned_get(key, PRESIGN_TTL)
                 .await
-                .map_err(|e| RecError::Storage(e.to_string()))?;
+                .map_err(RecError::from)?;
             Ok(Redirect::temporary(&url).into_response())
         }
         _ => Err(ApiError::not_found("Recording file is not available")),

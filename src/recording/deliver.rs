@@ -6,7 +6,7 @@
 use super::state::{RecordingState, Status, Upload, UploadPhase};
 use super::{Ctx, RecordingEvent};
 use crate::metrics::METRICS;
-use crate::storage::s3::{S3Store, UploadProgress};
+use crate::storage::s3::{S3Error, S3Store, UploadProgress};
 use crate::storage::{remove_local, Storage};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -31,9 +31,9 @@ pub(super) async fn deliver(ctx: &Ctx, mut state: RecordingState) -> RecordingSt
             Err(e) => {
                 METRICS.upload_failures.inc();
                 tracing::warn!("recording {}: {e}", state.recording_id);
-                set_upload(&mut state, UploadPhase::Failed, None, Some(&e));
+                set_upload(&mut state, UploadPhase::Failed, None, Some(&e.to_string()));
                 state.error = Some(format!(
-                    "{e}; the local files are kept: POST /api/webrtc/recordings/{}/upload retries",
+                    "upload failed: {e}; the local files are kept: POST /api/webrtc/recordings/{}/upload retries",
                     state.recording_id
                 ));
                 ctx.commit(&mut state, Status::Failed, RecordingEvent::Failed)
@@ -44,7 +44,7 @@ pub(super) async fn deliver(ctx: &Ctx, mut state: RecordingState) -> RecordingSt
     state
 }
 
-async fn upload_all(ctx: &Ctx, store: &S3Store, state: &mut RecordingState) -> Result<(), String> {
+async fn upload_all(ctx: &Ctx, store: &S3Store, state: &mut RecordingState) -> Result<(), S3Error> {
     let total: u64 = state.files.iter().map(|f| f.size_bytes).sum();
     let mut done: u64 = 0;
     for i in 0..state.files.len() {
@@ -79,7 +79,7 @@ async fn upload_one(
     key: &str,
     done: u64,
     total: u64,
-) -> Result<u64, String> {
+) -> Result<u64, S3Error> {
     let (tx, mut rx) = watch::channel(None::<UploadProgress>);
     let upload = store.upload(path, key, move |p| {
         let _ = tx.send(Some(p));
@@ -89,7 +89,7 @@ async fn upload_one(
     loop {
         tokio::select! {
             result = &mut upload => {
-                return result.map(|r| r.bytes).map_err(|e| format!("upload failed: {e}"));
+                return result.map(|r| r.bytes);
             }
             changed = rx.changed() => {
                 if changed.is_err() {

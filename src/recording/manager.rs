@@ -373,7 +373,7 @@ impl Recordings {
             reply,
         })
         .await
-        .unwrap_or_else(|| Err(RecError::Pipeline("recording service stopped".into())))
+        .unwrap_or(Err(RecError::Stopped))
     }
 
     /// Stop, pause, resume or cancel a running recording.
@@ -473,19 +473,24 @@ impl Recordings {
         for path in state.metadata.partial_files.iter().flatten() {
             remove_local(Path::new(path))
                 .await
-                .map_err(|e| RecError::Storage(format!("cannot delete {path}: {e}")))?;
+                .map_err(|source| RecError::LocalFile {
+                    action: "delete",
+                    path: path.into(),
+                    source,
+                })?;
         }
         for file in &state.files {
             if let Some(path) = &file.local_path {
                 remove_local(Path::new(path))
                     .await
-                    .map_err(|e| RecError::Storage(format!("cannot delete {path}: {e}")))?;
+                    .map_err(|source| RecError::LocalFile {
+                        action: "delete",
+                        path: path.into(),
+                        source,
+                    })?;
             }
             if let (Some(key), Storage::S3(store)) = (&file.s3_key, &self.ctx.storage) {
-                store
-                    .delete(key)
-                    .await
-                    .map_err(|e| RecError::Storage(e.to_string()))?;
+                store.delete(key).await?;
             }
         }
         Ok(())

@@ -22,13 +22,14 @@ pub use notify::{Notifier, RecordingEvent};
 pub use running::Action;
 pub use state::{RecordingParams, RecordingState, Status};
 
+use crate::storage::s3::S3Error;
 use crate::storage::Storage;
 use catalog::{Catalog, CatalogError};
 use config::RecordingConfig;
 use std::sync::Arc;
 
 /// Why a recording request was refused or failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum RecError {
     #[error("Recording is not enabled")]
     Disabled,
@@ -49,11 +50,29 @@ pub enum RecError {
     #[error("{0}")]
     Invalid(String),
     #[error("recording pipeline: {0}")]
-    Pipeline(String),
-    #[error("storage: {0}")]
-    Storage(String),
+    Pipeline(#[from] pipelines::RecorderError),
+    #[error("invalid recording: {0}")]
+    Spec(#[from] pipelines::SpecError),
+    /// The manager actor is gone (the server is shutting down).
+    #[error("the recording service has stopped")]
+    Stopped,
+    #[error("object store: {0}")]
+    Store(#[source] Box<S3Error>),
+    #[error("cannot {action} {}: {source}", path.display())]
+    LocalFile {
+        action: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+}
+
+impl From<S3Error> for RecError {
+    fn from(e: S3Error) -> Self {
+        RecError::Store(Box::new(e))
+    }
 }
 
 /// What every part of recording shares.

@@ -150,16 +150,13 @@ fn limits(ctx: &Ctx) -> Limits {
 async fn open(request: &RecordingRequest) -> Result<(Recorder, EventStream), RecError> {
     tokio::fs::create_dir_all(&request.output_dir)
         .await
-        .map_err(|e| {
-            RecError::Storage(format!(
-                "cannot create {}: {e}",
-                request.output_dir.display()
-            ))
+        .map_err(|source| RecError::LocalFile {
+            action: "create",
+            path: request.output_dir.clone(),
+            source,
         })?;
-    let spec = RecordingSpec::new(request.clone()).map_err(|e| RecError::Invalid(e.to_string()))?;
-    Recorder::start(spec)
-        .await
-        .map_err(|e| RecError::Pipeline(e.to_string()))
+    let spec = RecordingSpec::new(request.clone())?;
+    Ok(Recorder::start(spec).await?)
 }
 
 /// The pipeline request of a recording.
@@ -274,7 +271,7 @@ impl Session {
         event: RecordingEvent,
     ) -> (Result<RecordingState, RecError>, Next) {
         if let Err(e) = result {
-            return (Err(RecError::Pipeline(e.to_string())), Next::Continue);
+            return (Err(e.into()), Next::Continue);
         }
         self.refresh();
         self.ctx.commit(&mut self.state, next, event).await;

@@ -31,12 +31,10 @@ pub enum StorageConfig {
 }
 
 impl Storage {
-    pub fn new(config: &StorageConfig) -> Result<Self, String> {
+    pub fn new(config: &StorageConfig) -> Result<Self, s3::S3Error> {
         match config {
             StorageConfig::Local => Ok(Storage::Local),
-            StorageConfig::S3(c) => s3::S3Store::new(c.as_ref().clone())
-                .map(Storage::S3)
-                .map_err(|e| e.to_string()),
+            StorageConfig::S3(c) => s3::S3Store::new(c.as_ref().clone()).map(Storage::S3),
         }
     }
 
@@ -49,10 +47,10 @@ impl Storage {
     }
 
     /// Whether the object store answers (always true for local storage).
-    pub async fn check(&self) -> Result<(), String> {
+    pub async fn check(&self) -> Result<(), s3::S3Error> {
         match self {
             Storage::Local => Ok(()),
-            Storage::S3(store) => store.check().await.map_err(|e| e.to_string()),
+            Storage::S3(store) => store.check().await,
         }
     }
 }

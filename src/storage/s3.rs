@@ -15,7 +15,7 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::presigning::PresigningConfig;
-use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::primitives::{ByteStream, ByteStreamError, Length};
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
 };
@@ -219,7 +219,8 @@ pub enum S3Error {
         bucket: String,
         key: String,
         attempts: u32,
-        last_error: String,
+        #[source]
+        last_error: Box<AttemptError>,
     },
     #[error("S3 {operation} on s3://{bucket}/{key} failed: {message}")]
     Request {
@@ -230,6 +231,26 @@ pub enum S3Error {
     },
     #[error("S3 bucket {bucket} did not answer HeadBucket within {timeout:?}")]
     Timeout { bucket: String, timeout: Duration },
+}
+
+/// Why one upload attempt failed (it is retried).
+#[derive(thiserror::Error, Debug)]
+pub enum AttemptError {
+    /// A request the store refused or that did not reach it; `message` is the SDK error with
+    /// its causes.
+    #[error("{operation}: {message}")]
+    Request { operation: String, message: String },
+    #[error("reading {}: {source}", path.display())]
+    Body {
+        path: PathBuf,
+        #[source]
+        source: ByteStreamError,
+    },
+    #[error("CreateMultipartUpload returned no upload id")]
+    NoUploadId,
+    #[error("size check: the object has {}, the local file {local} bytes",
+        object.map_or("no size".into(), |n| format!("{n} bytes")))]
+    SizeMismatch { object: Option<u64>, local: u64 },
 }
 
 /// A client for one bucket; cheap to clone.
@@ -267,7 +288,7 @@ impl S3Store {
         progress: impl Fn(UploadProgress) + Send + Sync,
     ) -> Result<UploadReport, S3Error> {
         let total = local_size(path).await?;
-        let mut last_error: Option<String> = None;
+        let mut last_error: Option<AttemptError> = None;
         for attempt in 1..=self.cfg.max_attempts {
             if attempt > 1 {
                 tokio::time::sleep(self.backoff(attempt - 1)).await;
@@ -281,8 +302,8 @@ impl S3Store {
                     last_error,
                 })
             };
-            report(0, &last_error);
-            let previous = last_error.clone();
+            let previous = last_error.as_ref().map(ToString::to_string);
+            report(0, &previous);
             match self
                 .upload_once(path, key, total, &|n| report(n, &previous))
                 .await
@@ -296,23 +317,18 @@ impl S3Store {
                 }
                 Err(error) => {
                     tracing::warn!(key, attempt, %error, "S3 upload attempt failed");
+                    report(0, &Some(error.to_string()));
                     last_error = Some(error);
-                    report(0, &last_error);
                 }
             }
         }
-        Err(self.upload_failed(path, key, last_error.unwrap_or_default()))
-    }
-
-    /// The error for an upload that used up its attempts.
-    fn upload_failed(&self, path: &Path, key: &str, last_error: String) -> S3Error {
-        S3Error::Upload {
+        Err(S3Error::Upload {
             path: path.to_owned(),
             bucket: self.cfg.bucket.clone(),
             key: key.to_owned(),
             attempts: self.cfg.max_attempts,
-            last_error,
-        }
+            last_error: Box::new(last_error.expect("max_attempts is at least 1")),
+        })
     }
 
     /// A URL that lets anyone GET `key` for `ttl`.
@@ -373,7 +389,7 @@ impl S3Store {
         key: &str,
         total: u64,
         report: &(dyn Fn(u64) + Sync),
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, AttemptError> {
         if total >= self.cfg.multipart_threshold.max(1) {
             self.put_multipart(path, key, total, report).await?;
         } else {
@@ -384,7 +400,7 @@ impl S3Store {
     }
 
     /// `PutObject` streamed from the file.
-    async fn put_single(&self, path: &Path, key: &str, total: u64) -> Result<(), String> {
+    async fn put_single(&self, path: &Path, key: &str, total: u64) -> Result<(), AttemptError> {
         let body = read_body(path, 0, total).await?;
         self.client
             .put_object()
@@ -405,7 +421,7 @@ impl S3Store {
         key: &str,
         total: u64,
         report: &(dyn Fn(u64) + Sync),
-    ) -> Result<(), String> {
+    ) -> Result<(), AttemptError> {
         let upload_id = self.create_multipart(key).await?;
         let result = async {
             let parts = self
@@ -421,7 +437,7 @@ impl S3Store {
     }
 
     /// `CreateMultipartUpload` with CRC32 part checksums; returns the upload id.
-    async fn create_multipart(&self, key: &str) -> Result<String, String> {
+    async fn create_multipart(&self, key: &str) -> Result<String, AttemptError> {
         let created = self
             .client
             .create_multipart_upload()
@@ -432,9 +448,7 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| sdk_message("CreateMultipartUpload", e))?;
-        created
-            .upload_id
-            .ok_or_else(|| "CreateMultipartUpload returned no upload id".into())
+        created.upload_id.ok_or(AttemptError::NoUploadId)
     }
 
     /// Uploads every part, at most `parallel_parts` at once, reporting bytes as parts finish.
@@ -445,7 +459,7 @@ impl S3Store {
         upload_id: &str,
         total: u64,
         report: &(dyn Fn(u64) + Sync),
-    ) -> Result<Vec<CompletedPart>, String> {
+    ) -> Result<Vec<CompletedPart>, AttemptError> {
         let part_size = self.cfg.part_size.max(total.div_ceil(MAX_PARTS));
         let mut in_flight = stream::iter(0..total.div_ceil(part_size))
             .map(|index| {
@@ -475,7 +489,7 @@ impl S3Store {
         number: i32,
         offset: u64,
         len: u64,
-    ) -> Result<(CompletedPart, u64), String> {
+    ) -> Result<(CompletedPart, u64), AttemptError> {
         let body = read_body(path, offset, len).await?;
         let uploaded = self
             .client
@@ -503,7 +517,7 @@ impl S3Store {
         key: &str,
         upload_id: &str,
         parts: Vec<CompletedPart>,
-    ) -> Result<(), String> {
+    ) -> Result<(), AttemptError> {
         let parts = CompletedMultipartUpload::builder()
             .set_parts(Some(parts))
             .build();
@@ -537,7 +551,7 @@ impl S3Store {
     }
 
     /// `HeadObject`: the object must have the local file's size. Returns its ETag.
-    async fn confirm(&self, key: &str, total: u64) -> Result<Option<String>, String> {
+    async fn confirm(&self, key: &str, total: u64) -> Result<Option<String>, AttemptError> {
         let head = self
             .client
             .head_object()
@@ -548,10 +562,10 @@ impl S3Store {
             .map_err(|e| sdk_message("HeadObject", e))?;
         let size = head.content_length().and_then(|n| u64::try_from(n).ok());
         if size != Some(total) {
-            let size = size.map_or("no size".into(), |n| format!("{n} bytes"));
-            return Err(format!(
-                "size check: the object has {size}, the local file {total} bytes"
-            ));
+            return Err(AttemptError::SizeMismatch {
+                object: size,
+                local: total,
+            });
         }
         Ok(head.e_tag().map(|tag| tag.trim_matches('"').to_string()))
     }
@@ -600,19 +614,25 @@ async fn local_size(path: &Path) -> Result<u64, S3Error> {
 
 /// A request body of `len` bytes of the file from `offset`, read as it is sent (and re-read if
 /// the SDK retries).
-async fn read_body(path: &Path, offset: u64, len: u64) -> Result<ByteStream, String> {
+async fn read_body(path: &Path, offset: u64, len: u64) -> Result<ByteStream, AttemptError> {
     ByteStream::read_from()
         .path(path)
         .offset(offset)
         .length(Length::Exact(len))
         .build()
         .await
-        .map_err(|e| format!("reading {}: {e}", path.display()))
+        .map_err(|source| AttemptError::Body {
+            path: path.to_owned(),
+            source,
+        })
 }
 
-/// `operation` and the SDK error with its whole chain of causes.
-fn sdk_message(operation: &str, error: impl std::error::Error) -> String {
-    format!("{operation}: {}", chain(&error))
+/// An [`AttemptError::Request`]: `operation` and the SDK error with its whole chain of causes.
+fn sdk_message(operation: &str, error: impl std::error::Error) -> AttemptError {
+    AttemptError::Request {
+        operation: operation.to_owned(),
+        message: chain(&error),
+    }
 }
 
 /// `error` and its causes, joined by `: ` (the SDK's own `Display` is only the outermost one,
