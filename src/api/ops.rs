@@ -2,6 +2,7 @@
 
 use super::{ApiError, AppState};
 use crate::metrics::METRICS;
+use crate::storage::s3::S3Error;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -13,11 +14,34 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Why the node is not ready (`503 not_ready` with this message).
+#[derive(Debug, thiserror::Error)]
+enum NotReady {
+    #[error("{what} not writable: {source}")]
+    Dir {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("GStreamer not ready: {0}")]
+    GStreamer(#[source] pipelines::BuildError),
+    #[error("object store unreachable: {0}")]
+    Store(#[source] S3Error),
+}
+
+impl From<NotReady> for ApiError {
+    fn from(e: NotReady) -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::NotReady,
+            e.to_string(),
+        )
+    }
+}
+
 /// Ready when GStreamer initialises, the data directory and the recording spool are writable
 /// and the object store (if configured) answers.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let not_ready =
-        |what: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::NotReady, what);
     let dirs = [
         ("data directory", state.config.data_dir.clone()),
         ("recording spool", state.config.recording.output_dir.clone()),
@@ -25,18 +49,13 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
     for (what, dir) in dirs {
         writable(dir)
             .await
-            .map_err(|e| not_ready(format!("{what} not writable: {e}")))?;
+            .map_err(|source| NotReady::Dir { what, source })?;
     }
-    tokio::task::spawn_blocking(gstreamer_ready)
+    blocking(pipelines::check_plugins)
         .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r)
-        .map_err(|e| not_ready(format!("GStreamer not ready: {e}")))?;
+        .map_err(NotReady::GStreamer)?;
     let storage = state.recordings.storage();
-    storage
-        .check()
-        .await
-        .map_err(|e| not_ready(format!("object store unreachable: {e}")))?;
+    storage.check().await.map_err(NotReady::Store)?;
     Ok(Json(serde_json::json!({
         "ready": true,
         "data_dir": "writable",
@@ -46,20 +65,23 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
     })))
 }
 
-async fn writable(dir: PathBuf) -> Result<(), String> {
-    tokio::task::spawn_blocking(move || {
+/// Writes and removes a probe file in `dir`.
+async fn writable(dir: PathBuf) -> std::io::Result<()> {
+    blocking(move || {
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(".readyz");
         std::fs::write(&path, b"ok")?;
         std::fs::remove_file(&path)
     })
     .await
-    .map_err(|e| e.to_string())
-    .and_then(|r| r.map_err(|e| e.to_string()))
 }
 
-fn gstreamer_ready() -> Result<(), String> {
-    pipelines::check_plugins().map_err(|e| e.to_string())
+/// Runs `f` on the blocking pool; a panic in it is resumed here.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(value) => value,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
