@@ -1,36 +1,49 @@
-// Captures the RTP fixtures of fixtures/ (see fixtures/README.md): headless Chromium publishes
-// its fake camera and microphone over WHIP to a `capstan serve --dev`, and
-// examples/whep_capture.rs subscribes over WHEP and writes the packets the server forwards.
+// Captures the RTP fixtures of fixtures/ (see fixtures/README.md) from headless Chromium's fake
+// camera and microphone:
+// - `single`: Chromium publishes over WHIP to a `capstan serve --dev`, and
+//   examples/whep_capture.rs subscribes over WHEP and writes the packets the server forwards;
+// - `simulcast`: Chromium publishes three simulcast layers over WHIP to
+//   examples/whip_capture.rs, which writes every layer (the server forwards only one).
 // Overwrites the fixture files; prints what each one holds.
 //
-//   node scripts/capture-fixtures.mjs     (after `npm ci` in tests/browser)
+//   node scripts/capture-fixtures.mjs [single] [simulcast]    (after `npm ci` in tests/browser;
+//                                                              both when none is named)
 
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import readline from 'node:readline';
 import { env, openPage, phase, setup, sleep, teardown } from '../tests/browser/harness.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const FIXTURES = path.join(root, 'fixtures');
 const CAPTURE_BIN = path.join(root, 'target/debug/examples/whep_capture');
+const WHIP_BIN = path.join(root, 'target/debug/examples/whip_capture');
 /** Seconds captured per fixture; the resolution change happens half-way. */
 const SECS = 7;
 
-/** Runs in the page: publishes camera + microphone over WHIP; returns when connected. */
-async function publishInPage({ room, identity, encodings, dtx }) {
-  const { token } = await (await fetch(`/api/dev/token?room=${room}&identity=${identity}&host=1`)).json();
+/**
+ * Runs in the page: publishes the camera (`width`x`height`), and the microphone if `audio`,
+ * over WHIP to `whip` (with a Capstan dev token for `room` if given); returns when connected.
+ */
+async function publishInPage({ whip, room, identity, encodings, dtx, audio, width, height }) {
+  const headers = { 'Content-Type': 'application/sdp' };
+  if (room) {
+    const { token } = await (await fetch(`/api/dev/token?room=${room}&identity=${identity}&host=1`)).json();
+    headers.Authorization = `Bearer ${token}`;
+  }
   const stream = await navigator.mediaDevices.getUserMedia({
     // No audio processing: the fake microphone's silence between beeps stays digital silence.
-    audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false },
-    video: { width: 640, height: 360, frameRate: 30 },
+    audio: audio && { echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+    video: { width, height, frameRate: 30 },
   });
   const pc = new RTCPeerConnection();
   const video = pc.addTransceiver(stream.getVideoTracks()[0], { direction: 'sendonly', sendEncodings: encodings });
   const vp8 = RTCRtpSender.getCapabilities('video').codecs.filter((c) => c.mimeType === 'video/VP8');
   video.setCodecPreferences(vp8);
-  pc.addTransceiver(stream.getAudioTracks()[0], { direction: 'sendonly' });
+  if (audio) pc.addTransceiver(stream.getAudioTracks()[0], { direction: 'sendonly' });
   // The server's answer mirrors the offer's Opus parameters, and Chromium then sends with DTX.
   const offer = await pc.createOffer();
   const sdp = dtx ? offer.sdp.replace(/(a=fmtp:111 [^\r\n]*)/, '$1;usedtx=1') : offer.sdp;
@@ -39,11 +52,7 @@ async function publishInPage({ room, identity, encodings, dtx }) {
     if (pc.iceGatheringState === 'complete') resolve();
     pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
   });
-  const response = await fetch(`/whip/${room}`, {
-    method: 'POST',
-    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/sdp' },
-    body: pc.localDescription.sdp,
-  });
+  const response = await fetch(whip, { method: 'POST', headers, body: pc.localDescription.sdp });
   if (response.status !== 201) throw new Error(`WHIP ${response.status}: ${await response.text()}`);
   const answer = await response.text();
   await pc.setRemoteDescription({ type: 'answer', sdp: answer });
@@ -146,7 +155,9 @@ async function describe(name) {
 async function run(identity, encodings, dtx, resize, name) {
   const room = `fixtures-${identity}`;
   const page = await openPage(identity, '/');
-  const answerLines = await page.evaluate(publishInPage, { room, identity, encodings, dtx });
+  const whip = `/whip/${room}`;
+  const publish = { whip, room, identity, encodings, dtx, audio: true, width: 640, height: 360 };
+  const answerLines = await page.evaluate(publishInPage, publish);
   phase(`${identity} publishing; answer has ${JSON.stringify(answerLines)}`);
   await sleep(2000); // let the bandwidth estimate settle and the tracks open on the server
   const dir = await mkdtemp(path.join(os.tmpdir(), 'capstan-capture-'));
@@ -169,26 +180,78 @@ async function run(identity, encodings, dtx, resize, name) {
   await rm(dir, { recursive: true, force: true });
 }
 
-execFileSync('cargo', ['build', '--bin', 'capstan', '--example', 'whep_capture'], { cwd: root, stdio: 'inherit' });
+/**
+ * Publishes the camera as `encodings` (simulcast, one `rid` each) to examples/whip_capture.rs,
+ * which writes every layer; stores them in fixtures/ as `vp8-simulcast-{rid}.rtp`.
+ */
+async function runSimulcast(encodings, width, height) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'capstan-capture-'));
+  const rids = encodings.map((e) => e.rid);
+  const child = spawn(WHIP_BIN, [dir, String(SECS), ...rids], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let running = true;
+  const exited = new Promise((resolve, reject) =>
+    child.on('exit', (code) => {
+      running = false;
+      if (code === 0) resolve();
+      else reject(new Error(`whip_capture exited with ${code}`));
+    }),
+  );
+  const base = await new Promise((resolve, reject) => {
+    readline.createInterface({ input: child.stdout }).on('line', (line) => {
+      console.log(`whip_capture: ${line}`);
+      const listening = /^listening on (\S+)$/.exec(line);
+      if (listening) resolve(listening[1]);
+    });
+    exited.then(() => reject(new Error('whip_capture exited before listening')), reject);
+  });
+  // A page of whip_capture's own origin, so its WHIP request is same-origin.
+  const context = await env.browser.newContext();
+  const page = await context.newPage();
+  env.pages.simulcast = { context, page, console: [], errors: [] };
+  await page.goto(`${base}/`, { timeout: 15_000 });
+  const publish = { whip: '/whip', encodings, dtx: false, audio: false, width, height };
+  const answerLines = await page.evaluate(publishInPage, publish);
+  phase(`simulcast publishing; answer has ${JSON.stringify(answerLines)}`);
+  // What Chromium sends while its bandwidth estimate grows, until whip_capture is done.
+  while (running) {
+    console.log(`simulcast: Chromium sends ${JSON.stringify(await page.evaluate(sentStreams))}`);
+    await Promise.race([sleep(2000), exited.catch(() => {})]);
+  }
+  await exited;
+  for (const old of await readdir(FIXTURES)) if (old.startsWith('vp8-simulcast-')) await rm(path.join(FIXTURES, old));
+  for (const rid of rids) {
+    const name = `vp8-simulcast-${rid}.rtp`;
+    await writeFile(path.join(FIXTURES, name), await readFile(path.join(dir, name)));
+    await describe(name);
+  }
+  await rm(dir, { recursive: true, force: true });
+}
+
+const CAPTURES = ['single', 'simulcast'];
+const named = process.argv.slice(2);
+for (const name of named) if (!CAPTURES.includes(name)) throw new Error(`unknown capture ${name}; one of ${CAPTURES}`);
+const wanted = (name) => named.length === 0 || named.includes(name);
+
+execFileSync('cargo', ['build', '--bin', 'capstan', '--example', 'whep_capture', '--example', 'whip_capture'], {
+  cwd: root,
+  stdio: 'inherit',
+});
 await setup();
 try {
-  await run('single', [{ maxBitrate: 200_000 }], true, true, (kind) =>
-    kind === 'video' ? 'vp8-keyframes-resize.rtp' : 'opus-dtx.rtp',
-  );
-  const simulcast = [
-    { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 60_000 },
-    { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 150_000 },
-    { rid: 'f', maxBitrate: 300_000 },
-  ];
-  for (const old of await readdir(FIXTURES)) if (old.startsWith('vp8-simulcast-')) await rm(path.join(FIXTURES, old));
-  // The viewer gets one layer: named after the RID Chromium sends at the received resolution.
-  await run('simulcast', simulcast, false, false, (kind, sent, data) => {
-    if (kind !== 'video') return null;
-    const size = vp8Summary(parse(data)).sizes[0];
-    const layer = sent.find((s) => `${s.frameWidth}x${s.frameHeight}` === size);
-    if (!layer) throw new Error(`no simulcast layer of Chromium is ${size}: ${JSON.stringify(sent)}`);
-    return `vp8-simulcast-${layer.rid}.rtp`;
-  });
+  if (wanted('single')) {
+    await run('single', [{ maxBitrate: 200_000 }], true, true, (kind) =>
+      kind === 'video' ? 'vp8-keyframes-resize.rtp' : 'opus-dtx.rtp',
+    );
+  }
+  if (wanted('simulcast')) {
+    // 1280x720: from a 640x360 camera Chromium sends q and h but never starts f.
+    const simulcast = [
+      { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 60_000 },
+      { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 150_000 },
+      { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 300_000 },
+    ];
+    await runSimulcast(simulcast, 1280, 720);
+  }
 } finally {
   await teardown();
 }
