@@ -1,5 +1,6 @@
-//! Real Chromium RTP (fixtures/, captured through the server by scripts/capture-fixtures.mjs)
-//! replayed in real time through tracks and composite recorders.
+//! Real Chromium RTP (fixtures/, captured by scripts/capture-fixtures.mjs through the server,
+//! or with examples/whip_capture.rs for the simulcast layers) replayed in real time through
+//! tracks and composite recorders.
 
 mod common;
 
@@ -11,6 +12,8 @@ use pipelines::*;
 
 const VP8_RESIZE: &str = "vp8-keyframes-resize.rtp";
 const OPUS_DTX: &str = "opus-dtx.rtp";
+/// The simulcast publish's camera; layer `rid` is it scaled down by its factor.
+const SIMULCAST_CAMERA: (u32, u32) = (1280, 720);
 
 /// Distinct RTP timestamps: the frames of a video track.
 fn frames(track: &RtpTrack) -> usize {
@@ -171,4 +174,40 @@ async fn composite_webm_of_chromium_media_keeps_the_dtx_audio_timeline() {
         packets as f64 >= secs / 0.02 * 0.9,
         "{packets} audio packets"
     );
+}
+
+/// Replays simulcast layer `rid` (`fixtures/vp8-simulcast-{rid}.rtp`) into a tracks WebM:
+/// every frame decodes, at the camera's size divided by `scale`, and the timeline is the
+/// capture's.
+async fn simulcast_layer(rid: &str, scale: u32) {
+    let video = fixture(&format!("vp8-simulcast-{rid}.rtp"));
+    let (path, _dir) = record(Mode::Tracks, Format::Webm, Some(&video), None).await;
+    let p = probe(&path);
+    p.assert_codecs(&["video:vp8"]);
+    let secs = video.duration.as_secs_f64();
+    p.assert_duration(secs);
+    let end = stream_end(&path, "video");
+    assert!((end - secs).abs() <= 0.5, "video ends at {end:.3} s");
+    let size = (SIMULCAST_CAMERA.0 / scale, SIMULCAST_CAMERA.1 / scale);
+    let sizes = frame_sizes(&path);
+    assert!(
+        sizes.iter().all(|s| *s == size),
+        "{size:?} expected: {sizes:?}"
+    );
+    assert_eq!(sizes.len(), frames(&video), "decoded frames");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracks_webm_of_simulcast_layer_q_is_a_quarter_of_the_camera() {
+    simulcast_layer("q", 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracks_webm_of_simulcast_layer_h_is_half_the_camera() {
+    simulcast_layer("h", 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracks_webm_of_simulcast_layer_f_is_the_full_camera() {
+    simulcast_layer("f", 1).await;
 }
