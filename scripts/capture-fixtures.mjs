@@ -149,10 +149,10 @@ async function describe(name) {
 }
 
 /**
- * Publishes as `identity`, captures what a WHEP viewer receives and stores it in fixtures/:
- * `name(kind, sent)` names the file of `video`/`audio` (`sent`: Chromium's streams), or skips it.
+ * Publishes as `identity`, captures what a WHEP viewer receives and stores it in fixtures/ as
+ * `files.video` and `files.audio`.
  */
-async function run(identity, encodings, dtx, resize, name) {
+async function run(identity, encodings, dtx, resize, files) {
   const room = `fixtures-${identity}`;
   const page = await openPage(identity, '/');
   const whip = `/whip/${room}`;
@@ -171,11 +171,8 @@ async function run(identity, encodings, dtx, resize, name) {
   const sent = await page.evaluate(sentStreams);
   console.log(`${identity}: Chromium sends ${JSON.stringify(sent)}`);
   for (const kind of ['video', 'audio']) {
-    const data = await readFile(path.join(dir, `${kind}.rtp`));
-    const to = name(kind, sent, data);
-    if (!to) continue;
-    await writeFile(path.join(FIXTURES, to), data);
-    await describe(to);
+    await writeFile(path.join(FIXTURES, files[kind]), await readFile(path.join(dir, `${kind}.rtp`)));
+    await describe(files[kind]);
   }
   await rm(dir, { recursive: true, force: true });
 }
@@ -239,9 +236,10 @@ execFileSync('cargo', ['build', '--bin', 'capstan', '--example', 'whep_capture',
 await setup();
 try {
   if (wanted('single')) {
-    await run('single', [{ maxBitrate: 200_000 }], true, true, (kind) =>
-      kind === 'video' ? 'vp8-keyframes-resize.rtp' : 'opus-dtx.rtp',
-    );
+    await run('single', [{ maxBitrate: 200_000 }], true, true, {
+      video: 'vp8-keyframes-resize.rtp',
+      audio: 'opus-dtx.rtp',
+    });
   }
   if (wanted('simulcast')) {
     // 1280x720: from a 640x360 camera Chromium sends q and h but never starts f.
