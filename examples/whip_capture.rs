@@ -10,11 +10,11 @@
 //! `POST /whip` answers one offer with the server's webrtc-rs stack (`PeerFactory`: VP8 at
 //! payload type 96, the simulcast header extensions mid/rtp-stream-id/repaired-rtp-stream-id,
 //! NACK, receiver reports and TWCC feedback, so Chromium's bandwidth estimate can grow until it
-//! sends every layer). Once every given RID has sent a packet, each layer is asked for a
-//! keyframe (PLI) and its file holds `seconds` from that keyframe on; payload types are
-//! rewritten to 96 and header extensions stripped, as the server forwards them. Fails if a layer
-//! does not start within [`LAYER_TIMEOUT`], sends no keyframe within [`KEYFRAME_TIMEOUT`] or
-//! stops before its `seconds` are captured.
+//! sends every layer). Once every given RID has sent a packet, each layer's file holds `seconds`
+//! from its next keyframe on (asked for with a PLI if none comes within [`PLI_INTERVAL`]);
+//! payload types are rewritten to 96 and header extensions stripped, as the server forwards
+//! them. Fails if a layer does not start within [`LAYER_TIMEOUT`], sends no keyframe within
+//! [`KEYFRAME_TIMEOUT`] or stops before its `seconds` are captured.
 
 use std::collections::HashMap;
 use std::io::Write;
