@@ -3,6 +3,7 @@
 
 pub mod forwarder;
 pub mod http_session;
+pub mod membership;
 pub mod participant;
 pub mod peer;
 pub mod ports;

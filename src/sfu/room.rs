@@ -1,15 +1,18 @@
-//! A room is an actor: it owns its members, their published tracks and the active speaker
-//! (decided by [`SpeakerDetector`]).
+//! A room is an actor: a thin shell around its [`Membership`] core, which decides who is in
+//! the room, what they publish and who speaks. The shell owns the sessions' channels and the
+//! attached recording's, and carries out the core's effects in order.
 //! Sessions and forwarders only send it commands.
 
 use super::forwarder::ForwarderHandle;
-use super::speaker::SpeakerDetector;
+use super::membership::{self, Effect, Membership, Track};
 use super::RegistryHandle;
 use crate::metrics::METRICS;
 use signaling::protocol::{ErrorCode, MediaKind, ParticipantInfo, ServerMessage, TrackInfo};
 use std::collections::HashMap;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
+
+pub use membership::JoinError;
 
 /// A track someone publishes, as handed to subscribers.
 #[derive(Clone)]
@@ -19,39 +22,27 @@ pub struct PublishedTrack {
     pub forwarder: ForwarderHandle,
 }
 
-/// What a room tells one member's session.
-pub enum SessionCmd {
-    Send(ServerMessage),
-    Subscribe(PublishedTrack),
-    Unsubscribe {
-        track_id: String,
-    },
-    /// Leave now, telling the client why.
-    Kick {
-        code: ErrorCode,
-        message: String,
-    },
+impl Track for PublishedTrack {
+    fn info(&self) -> &TrackInfo {
+        &self.info
+    }
+    fn publisher(&self) -> &str {
+        &self.publisher
+    }
 }
+
+/// What a room tells one member's session.
+pub type SessionCmd = membership::SessionCmd<PublishedTrack>;
 
 pub type SessionTx = mpsc::UnboundedSender<SessionCmd>;
 
 /// What a room tells the recording attached to it.
-pub enum RoomEvent {
-    Joined(ParticipantInfo),
-    Left(String),
-    TrackPublished(PublishedTrack),
-    TrackEnded(String),
-    ActiveSpeaker(Option<String>),
-}
+pub type RoomEvent = membership::RoomEvent<PublishedTrack>;
 
 pub type RoomEventTx = mpsc::UnboundedSender<RoomEvent>;
 
 /// The room as a recording finds it when it attaches.
-pub struct RoomSnapshot {
-    pub participants: Vec<ParticipantInfo>,
-    pub tracks: Vec<PublishedTrack>,
-    pub active_speaker: Option<String>,
-}
+pub type RoomSnapshot = membership::Snapshot<PublishedTrack>;
 
 /// A request to join.
 pub struct JoinRequest {
@@ -67,14 +58,6 @@ pub struct Joined {
     pub room: RoomHandle,
     pub participants: Vec<ParticipantInfo>,
     pub tracks: Vec<PublishedTrack>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JoinError {
-    #[error("room `{0}` is full ({1} participants)")]
-    RoomFull(String, usize),
-    #[error("room `{0}` does not exist")]
-    NoSuchRoom(String),
 }
 
 pub(super) enum RoomCmd {
@@ -179,23 +162,15 @@ impl RoomHandle {
     }
 }
 
-struct Member {
-    info: ParticipantInfo,
-    session: SessionTx,
-    session_id: u64,
-    visible: bool,
-}
-
 pub(super) struct Room {
     name: String,
     generation: u64,
     handle: RoomHandle,
     registry: RegistryHandle,
-    max_participants: usize,
-    members: HashMap<String, Member>,
-    tracks: Vec<PublishedTrack>,
+    core: Membership<PublishedTrack>,
+    /// Every member's session channel, by session id.
+    sessions: HashMap<u64, SessionTx>,
     joins_handled: u64,
-    speaker: SpeakerDetector,
     recording: Option<RoomEventTx>,
 }
 
@@ -210,15 +185,13 @@ impl Room {
         let (tx, rx) = mpsc::unbounded_channel();
         let handle = RoomHandle { tx };
         let room = Room {
+            core: Membership::new(name.clone(), max_participants),
             name,
             generation,
             handle: handle.clone(),
             registry,
-            max_participants,
-            members: HashMap::new(),
-            tracks: Vec::new(),
+            sessions: HashMap::new(),
             joins_handled: 0,
-            speaker: SpeakerDetector::default(),
             recording: None,
         };
         tokio::spawn(room.run(rx));
@@ -231,54 +204,44 @@ impl Room {
             match cmd {
                 RoomCmd::Join(request, reply) => {
                     self.joins_handled += 1;
-                    let _ = reply.send(self.join(request));
+                    let joined = self.join(request);
+                    let _ = reply.send(joined);
                 }
                 RoomCmd::Leave {
                     identity,
                     session_id,
-                } => {
-                    if self
-                        .members
-                        .get(&identity)
-                        .is_some_and(|m| m.session_id == session_id)
-                    {
-                        self.remove(&identity);
-                    }
-                }
-                RoomCmd::Publish(track) => self.publish(track),
+                } => self.core.leave(&identity, session_id),
+                RoomCmd::Publish(track) => self.core.publish(track),
                 RoomCmd::Mute {
                     identity,
                     kind,
                     muted,
-                } => self.mute(&identity, kind, muted),
+                } => self.core.mute(&identity, kind, muted),
                 RoomCmd::AudioLevel { identity, level } => {
-                    if self.speaker.level(identity, level, Instant::now()) {
-                        self.announce_speaker();
-                    }
+                    self.core.audio_level(identity, level, Instant::now())
                 }
                 RoomCmd::Kick { identity, reply } => {
-                    let found = self.kick(&identity, ErrorCode::Removed, "removed by request");
+                    let found = self
+                        .core
+                        .kick(&identity, ErrorCode::Removed, "removed by request");
                     let _ = reply.send(found);
                 }
                 RoomCmd::TrackCount(reply) => {
-                    let _ = reply.send(self.tracks.len());
+                    let _ = reply.send(self.core.track_count());
                 }
                 RoomCmd::Attach(events, reply) => {
                     self.recording = Some(events);
-                    let _ = reply.send(RoomSnapshot {
-                        participants: self.visible_participants(),
-                        tracks: self.tracks.clone(),
-                        active_speaker: self.speaker.current().map(str::to_string),
-                    });
+                    let _ = reply.send(self.core.snapshot());
                 }
                 RoomCmd::Detach => self.recording = None,
-                RoomCmd::Announce(message) => self.announce_except("", message),
+                RoomCmd::Announce(message) => self.core.announce(message),
                 RoomCmd::Shutdown => break,
             }
+            self.carry_out();
             if self.recording.as_ref().is_some_and(|r| r.is_closed()) {
                 self.recording = None;
             }
-            if self.members.is_empty() && self.recording.is_none() {
+            if self.core.is_empty() && self.recording.is_none() {
                 self.registry
                     .room_idle(self.name.clone(), self.generation, self.joins_handled);
             }
@@ -287,143 +250,36 @@ impl Room {
     }
 
     fn join(&mut self, request: JoinRequest) -> Result<Joined, JoinError> {
-        let identity = request.info.identity.clone();
-        self.kick(
-            &identity,
-            ErrorCode::Replaced,
-            "the same identity joined again",
-        );
-        let visible_count = self.members.values().filter(|m| m.visible).count();
-        if request.visible && visible_count >= self.max_participants {
-            return Err(JoinError::RoomFull(
-                self.name.clone(),
-                self.max_participants,
-            ));
-        }
-        let joined = Joined {
+        let welcome = self
+            .core
+            .join(request.info, request.session_id, request.visible)?;
+        self.sessions.insert(request.session_id, request.session);
+        Ok(Joined {
             room: self.handle.clone(),
-            participants: self.visible_participants(),
-            tracks: self.tracks.clone(),
-        };
-        if request.visible {
-            METRICS.participants.inc();
-            self.tell_recording(RoomEvent::Joined(request.info.clone()));
-            self.announce_except(
-                &identity,
-                ServerMessage::ParticipantJoined {
-                    participant: request.info.clone(),
-                },
-            );
-        }
-        self.members.insert(
-            identity,
-            Member {
-                info: request.info,
-                session: request.session,
-                session_id: request.session_id,
-                visible: request.visible,
-            },
-        );
-        Ok(joined)
+            participants: welcome.participants,
+            tracks: welcome.tracks,
+        })
     }
 
-    fn kick(&mut self, identity: &str, code: ErrorCode, message: &str) -> bool {
-        let Some(member) = self.members.get(identity) else {
-            return false;
-        };
-        let _ = member.session.send(SessionCmd::Kick {
-            code,
-            message: message.into(),
-        });
-        self.remove(identity);
-        true
-    }
-
-    fn remove(&mut self, identity: &str) {
-        let Some(member) = self.members.remove(identity) else {
-            return;
-        };
-        let (gone, kept): (Vec<_>, Vec<_>) =
-            self.tracks.drain(..).partition(|t| t.publisher == identity);
-        self.tracks = kept;
-        for track in gone {
-            self.tell_recording(RoomEvent::TrackEnded(track.info.track_id.clone()));
-            self.broadcast_except(identity, || SessionCmd::Unsubscribe {
-                track_id: track.info.track_id.clone(),
-            });
-        }
-        if member.visible {
-            METRICS.participants.dec();
-            self.tell_recording(RoomEvent::Left(identity.into()));
-            self.announce_except(
-                identity,
-                ServerMessage::ParticipantLeft {
-                    identity: identity.into(),
-                },
-            );
-        }
-        if self.speaker.left(identity) {
-            self.announce_speaker();
-        }
-    }
-
-    fn publish(&mut self, track: PublishedTrack) {
-        let publisher = track.publisher.clone();
-        let Some(member) = self.members.get_mut(&publisher) else {
-            return; // left before its track opened
-        };
-        member.info.tracks.push(track.info.clone());
-        let info = member.info.clone();
-        self.tracks.push(track.clone());
-        self.tell_recording(RoomEvent::TrackPublished(track.clone()));
-        self.broadcast_except(&publisher, || SessionCmd::Subscribe(track.clone()));
-        self.announce_except(
-            &publisher,
-            ServerMessage::ParticipantUpdated { participant: info },
-        );
-    }
-
-    fn mute(&mut self, identity: &str, kind: MediaKind, muted: bool) {
-        let Some(member) = self.members.get_mut(identity) else {
-            return;
-        };
-        for track in member.info.tracks.iter_mut().filter(|t| t.kind == kind) {
-            track.muted = muted;
-        }
-        let participant = member.info.clone();
-        self.announce_except(identity, ServerMessage::ParticipantUpdated { participant });
-    }
-
-    fn announce_speaker(&self) {
-        let identity = self.speaker.current().map(str::to_string);
-        self.tell_recording(RoomEvent::ActiveSpeaker(identity.clone()));
-        self.announce_except("", ServerMessage::ActiveSpeaker { identity });
-    }
-
-    fn visible_participants(&self) -> Vec<ParticipantInfo> {
-        self.members
-            .values()
-            .filter(|m| m.visible)
-            .map(|m| m.info.clone())
-            .collect()
-    }
-
-    fn tell_recording(&self, event: RoomEvent) {
-        if let Some(recording) = &self.recording {
-            let _ = recording.send(event);
-        }
-    }
-
-    /// Sends a command made by `make` to every member but `identity`.
-    fn broadcast_except(&self, identity: &str, make: impl Fn() -> SessionCmd) {
-        for (id, member) in &self.members {
-            if id != identity {
-                let _ = member.session.send(make());
+    /// Carries out the core's effects, in order.
+    fn carry_out(&mut self) {
+        while let Some(effect) = self.core.poll() {
+            match effect {
+                Effect::Session(id, cmd) => {
+                    if let Some(session) = self.sessions.get(&id) {
+                        let _ = session.send(cmd);
+                    }
+                }
+                Effect::Recording(event) => {
+                    if let Some(recording) = &self.recording {
+                        let _ = recording.send(event);
+                    }
+                }
+                Effect::Gone(id) => {
+                    self.sessions.remove(&id);
+                }
+                Effect::Participants(delta) => METRICS.participants.add(delta),
             }
         }
-    }
-
-    fn announce_except(&self, identity: &str, message: ServerMessage) {
-        self.broadcast_except(identity, || SessionCmd::Send(message.clone()));
     }
 }
