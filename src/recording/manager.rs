@@ -1,11 +1,11 @@
-//! The manager actor knows every running recording and enforces the rules: one recording per
-//! room, at most `max_concurrent` on the server and `max_per_user` per user, and the CPU
-//! budget (each recording's [`cost`], recomputed when its inputs change). It serialises
-//! deliveries (one upload per recording at a time). [`Recordings`] is the API's handle.
+//! The manager actor knows every running recording's session and asks its [`Admission`] core
+//! which starts may go ahead (one per room, the server and per-user limits, the CPU budget).
+//! It serialises deliveries (one upload per recording at a time). [`Recordings`] is the API's
+//! handle.
 
+use super::admission::{Admission, Refusal};
 use super::budget::Budget;
 use super::catalog::ListFilter;
-use super::cost::{cost, Cost};
 use super::deliver::deliver;
 use super::running::{self, Action, SessionCmd, SessionTx};
 use super::state::{RecordingState, Status, UploadPhase};
@@ -64,18 +64,12 @@ impl ManagerTx {
     }
 }
 
-struct Live {
-    room: String,
-    user: String,
-    params: RecordingParams,
-    session: SessionTx,
-}
-
 struct Manager {
     ctx: Ctx,
     me: ManagerTx,
-    live: HashMap<String, Live>,
-    budget: Budget,
+    /// The session of every running recording.
+    live: HashMap<String, SessionTx>,
+    admission: Admission,
     delivering: HashSet<String>,
 }
 
@@ -90,23 +84,20 @@ impl Manager {
                     tracks,
                     handle,
                     reply,
-                } => {
-                    let cost = cost(params.mode, params.format, params.quality, tracks);
-                    self.start(room, user, params, cost, handle, reply);
-                }
+                } => self.start(room, user, params, tracks, handle, reply),
                 ManagerCmd::Session(id, reply) => {
-                    let _ = reply.send(self.live.get(&id).map(|l| l.session.clone()));
+                    let _ = reply.send(self.live.get(&id).cloned());
                 }
                 ManagerCmd::Inputs(id, tracks) => self.inputs(&id, tracks),
                 ManagerCmd::Budget(reply) => {
-                    let _ = reply.send(self.budget.clone());
+                    let _ = reply.send(self.admission.budget().clone());
                 }
                 ManagerCmd::Live(reply) => {
-                    let _ = reply.send(self.live.values().map(|l| l.session.clone()).collect());
+                    let _ = reply.send(self.live.values().cloned().collect());
                 }
                 ManagerCmd::Ended(id) => {
                     self.live.remove(&id);
-                    self.budget.release(&id);
+                    self.admission.ended(&id);
                     self.budget_metrics();
                 }
                 ManagerCmd::Deliver(state) => self.deliver(*state),
@@ -122,18 +113,14 @@ impl Manager {
         room: String,
         user: String,
         params: RecordingParams,
-        cost: Cost,
+        tracks: usize,
         handle: RoomHandle,
         reply: oneshot::Sender<Result<RecordingState, RecError>>,
     ) {
-        if let Err(e) = self.check_limits(&room, &user) {
-            let _ = reply.send(Err(e));
-            return;
-        }
         let id = uuid::Uuid::new_v4().to_string();
-        if let Err(refused) = self.budget.admit(&id, cost) {
-            tracing::info!("recording of room {room} refused: {refused}");
-            let _ = reply.send(Err(RecError::InsufficientCapacity(refused.to_string())));
+        if let Err(refusal) = self.admission.admit(&id, &room, &user, params, tracks) {
+            tracing::info!("recording of room {room} refused: {refusal}");
+            let _ = reply.send(Err(refusal.into()));
             return;
         }
         self.budget_metrics();
@@ -148,65 +135,30 @@ impl Manager {
             self.me.clone(),
             reply,
         );
-        self.live.insert(
-            id,
-            Live {
-                room,
-                user,
-                params,
-                session,
-            },
-        );
+        self.live.insert(id, session);
     }
 
-    /// Recomputes a running recording's cost for its new number of tracks; a recording that
-    /// grows past the budget keeps running, and the overcommit is logged and exported.
+    /// A running recording's inputs changed; one that grows past the budget keeps running,
+    /// and the overcommit is logged and exported.
     fn inputs(&mut self, id: &str, tracks: usize) {
-        let Some(live) = self.live.get(id) else {
-            return;
-        };
-        let p = &live.params;
-        let cost = cost(p.mode, p.format, p.quality, tracks);
-        let before = self.budget.overcommit();
-        if self.budget.update(id, cost) && self.budget.overcommit() > before {
+        if let Some(over) = self.admission.inputs(id, tracks) {
             tracing::warn!(
-                "recording {id} now needs {:.2} CPU ({cost}): the running recordings need {:.2} \
+                "recording {id} now needs {:.2} CPU ({}): the running recordings need {:.2} \
                  of a budget of {:.2} CPU",
-                cost.cores,
-                self.budget.used(),
-                self.budget.total()
+                over.cost.cores,
+                over.cost,
+                over.used,
+                over.total
             );
         }
         self.budget_metrics();
     }
 
     fn budget_metrics(&self) {
-        METRICS.recording_cpu_budget.set(self.budget.total());
-        METRICS.recording_cpu_budget_used.set(self.budget.used());
-        METRICS
-            .recording_budget_overcommit
-            .set(self.budget.overcommit());
-    }
-
-    fn check_limits(&self, room: &str, user: &str) -> Result<(), RecError> {
-        let cfg = &self.ctx.config;
-        if self.live.values().any(|l| l.room == room) {
-            return Err(RecError::AlreadyInProgress);
-        }
-        if self.live.len() >= cfg.max_concurrent {
-            return Err(RecError::Limit(format!(
-                "Too many recordings in progress on this server (limit {})",
-                cfg.max_concurrent
-            )));
-        }
-        let mine = self.live.values().filter(|l| l.user == user).count();
-        if mine >= cfg.max_per_user {
-            return Err(RecError::Limit(format!(
-                "You already have {mine} recordings in progress (limit {})",
-                cfg.max_per_user
-            )));
-        }
-        Ok(())
+        let budget = self.admission.budget();
+        METRICS.recording_cpu_budget.set(budget.total());
+        METRICS.recording_cpu_budget_used.set(budget.used());
+        METRICS.recording_budget_overcommit.set(budget.overcommit());
     }
 
     fn deliver(&mut self, state: RecordingState) {
@@ -219,6 +171,18 @@ impl Manager {
             deliver(&ctx, state).await;
             let _ = me.0.send(ManagerCmd::Delivered(id));
         });
+    }
+}
+
+impl From<Refusal> for RecError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::InProgress => RecError::AlreadyInProgress,
+            Refusal::ServerLimit(_) | Refusal::UserLimit { .. } => {
+                RecError::Limit(refusal.to_string())
+            }
+            Refusal::Capacity(refused) => RecError::InsufficientCapacity(refused.to_string()),
+        }
     }
 }
 
@@ -323,8 +287,13 @@ impl Recordings {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let me = ManagerTx(tx);
+        let cfg = &ctx.config;
         let manager = Manager {
-            budget: Budget::new(ctx.config.cpu_budget),
+            admission: Admission::new(
+                cfg.max_concurrent,
+                cfg.max_per_user,
+                Budget::new(cfg.cpu_budget),
+            ),
             ctx: ctx.clone(),
             me: me.clone(),
             live: HashMap::new(),

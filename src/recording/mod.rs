@@ -4,6 +4,7 @@
 //! delivery step (local spool → object store). Every transition is written to the catalog
 //! before it is announced to the room and to webhooks.
 
+mod admission;
 mod budget;
 pub mod catalog;
 pub mod config;
