@@ -27,8 +27,11 @@ const AAC_PRIMING_FRACTION: &str = "1024/48000";
 /// that much at the start of a file). With `first` nothing is output before a buffer arrives.
 const MIXER_START: &str = "first";
 
-/// Aggregator (compositor/audiomixer) latency, in nanoseconds.
-pub const MIXER_LATENCY_NS: u64 = 100_000_000;
+/// Aggregator (compositor/audiomixer) latency, in nanoseconds: how late an input's buffer may
+/// reach the mixer and still be mixed. A frame later than this is skipped, so it covers the
+/// stalls of a loaded machine (with 100 ms, a 2-core machine busy compiling lost up to 3 frames
+/// in a row); a recording may lag behind real time, it should not lose frames.
+pub const MIXER_LATENCY_NS: u64 = 500_000_000;
 /// A tile whose input sent nothing for this long is blanked, in nanoseconds.
 pub const TILE_HOLD_NS: u64 = 1_000_000_000;
 /// Upper bound of RTP bytes queued in an input's appsrc.
