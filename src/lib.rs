@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod limits;
 pub mod metrics;
 pub mod recording;
 pub mod sfu;
