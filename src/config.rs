@@ -1,8 +1,10 @@
 //! Server configuration: defaults < `capstan.toml` < environment < command-line flags.
 
+use crate::limits::{parse_net, Rate};
 use crate::recording::config::{RecordingArgs, RecordingConfig};
 pub use crate::sfu::RtcConfig;
 use clap::Args;
+use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -48,8 +50,184 @@ pub struct ServeArgs {
     /// Participants allowed in one room.
     #[arg(long, env = "CAPSTAN_MAX_PARTICIPANTS")]
     pub max_participants: Option<usize>,
+    /// A WHIP/WHEP session whose ICE has not connected after this long ends (default 10s).
+    #[arg(long, env = "CAPSTAN_ICE_CONNECT_TIMEOUT")]
+    pub ice_connect_timeout: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     #[command(flatten)]
     pub recording: RecordingArgs,
+}
+
+/// Timeouts, limits and browser security flags; the `[limits]` table of `capstan.toml`.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitArgs {
+    /// Time a client has to send a request's headers; also how long an idle keep-alive
+    /// connection stays open (default 10s).
+    #[arg(long, env = "CAPSTAN_HTTP_HEADER_TIMEOUT")]
+    pub http_header_timeout: Option<String>,
+    /// Time a client has to send a request's body, else 408 (default 10s).
+    #[arg(long, env = "CAPSTAN_HTTP_BODY_TIMEOUT")]
+    pub http_body_timeout: Option<String>,
+    /// Open HTTP connections per client IP; more are closed at once (default 128).
+    #[arg(long, env = "CAPSTAN_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Requests and WebSocket messages per client IP: `RATE/s,BURST` or `off` (default 100/s,400).
+    #[arg(long, env = "CAPSTAN_RATE_LIMIT_IP")]
+    pub rate_limit_ip: Option<String>,
+    /// Requests and WebSocket messages per token identity (default 30/s,150).
+    #[arg(long, env = "CAPSTAN_RATE_LIMIT_TOKEN")]
+    pub rate_limit_token: Option<String>,
+    /// WHIP/WHEP sessions not yet ICE-connected per client IP (default 16).
+    #[arg(long, env = "CAPSTAN_MAX_PENDING_PER_IP")]
+    pub max_pending_per_ip: Option<usize>,
+    /// WHIP/WHEP sessions not yet ICE-connected per token identity (default 4).
+    #[arg(long, env = "CAPSTAN_MAX_PENDING_PER_TOKEN")]
+    pub max_pending_per_token: Option<usize>,
+    /// Comma-separated proxy IPs or networks whose `X-Forwarded-For` names the client.
+    #[arg(long, env = "CAPSTAN_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+    /// Comma-separated origins allowed to call the API from a browser (CORS); default none.
+    #[arg(long, env = "CAPSTAN_ALLOWED_ORIGINS")]
+    pub allowed_origins: Option<String>,
+    /// CSP `frame-ancestors` of the UI pages (default `'none'`: no framing).
+    #[arg(long, env = "CAPSTAN_FRAME_ANCESTORS")]
+    pub frame_ancestors: Option<String>,
+}
+
+/// Resolved [`LimitArgs`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections_per_ip: usize,
+    pub rate_per_ip: Option<Rate>,
+    pub rate_per_token: Option<Rate>,
+    pub max_pending_per_ip: usize,
+    pub max_pending_per_token: usize,
+    pub trusted_proxies: Vec<IpNet>,
+    pub allowed_origins: Vec<String>,
+    pub frame_ancestors: String,
+}
+
+macro_rules! merge_limits {
+    ($a:expr, $b:expr, $($f:ident),+) => { LimitArgs { $($f: $a.$f.or($b.$f)),+ } };
+}
+
+impl LimitArgs {
+    /// Fields set here win over `file`.
+    fn or(self, file: LimitArgs) -> LimitArgs {
+        merge_limits!(
+            self,
+            file,
+            http_header_timeout,
+            http_body_timeout,
+            max_connections_per_ip,
+            rate_limit_ip,
+            rate_limit_token,
+            max_pending_per_ip,
+            max_pending_per_token,
+            trusted_proxies,
+            allowed_origins,
+            frame_ancestors
+        )
+    }
+
+    fn resolve(self) -> Result<Limits, String> {
+        let rate = |v: Option<String>, name: &str, default: &str| {
+            Rate::parse(v.as_deref().unwrap_or(default)).map_err(|e| format!("{name}: {e}"))
+        };
+        let count = |v: Option<usize>, name: &str, default: usize| match v.unwrap_or(default) {
+            0 => Err(format!("{name} must be at least 1")),
+            n => Ok(n),
+        };
+        let frame_ancestors = self.frame_ancestors.unwrap_or_else(|| "'none'".into());
+        if frame_ancestors.is_empty() || frame_ancestors.contains([';', ',', '\r', '\n']) {
+            return Err(format!(
+                "CAPSTAN_FRAME_ANCESTORS: invalid source list `{frame_ancestors}`"
+            ));
+        }
+        Ok(Limits {
+            header_timeout: duration(
+                self.http_header_timeout,
+                "CAPSTAN_HTTP_HEADER_TIMEOUT",
+                Duration::from_secs(10),
+            )?,
+            body_timeout: duration(
+                self.http_body_timeout,
+                "CAPSTAN_HTTP_BODY_TIMEOUT",
+                Duration::from_secs(10),
+            )?,
+            max_connections_per_ip: count(
+                self.max_connections_per_ip,
+                "CAPSTAN_MAX_CONNECTIONS_PER_IP",
+                128,
+            )?,
+            rate_per_ip: rate(self.rate_limit_ip, "CAPSTAN_RATE_LIMIT_IP", "100/s,400")?,
+            rate_per_token: rate(
+                self.rate_limit_token,
+                "CAPSTAN_RATE_LIMIT_TOKEN",
+                "30/s,150",
+            )?,
+            max_pending_per_ip: count(self.max_pending_per_ip, "CAPSTAN_MAX_PENDING_PER_IP", 16)?,
+            max_pending_per_token: count(
+                self.max_pending_per_token,
+                "CAPSTAN_MAX_PENDING_PER_TOKEN",
+                4,
+            )?,
+            trusted_proxies: match self.trusted_proxies {
+                Some(list) => list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| parse_net(s).map_err(|e| format!("CAPSTAN_TRUSTED_PROXIES: {e}")))
+                    .collect::<Result<_, _>>()?,
+                None => Vec::new(),
+            },
+            allowed_origins: match self.allowed_origins {
+                Some(list) => parse_origins(&list)?,
+                None => Vec::new(),
+            },
+            frame_ancestors,
+        })
+    }
+}
+
+/// A duration of at least 1 ms, or `default`.
+fn duration(text: Option<String>, name: &str, default: Duration) -> Result<Duration, String> {
+    let value = match text {
+        Some(text) => humantime::parse_duration(&text)
+            .map_err(|e| format!("{name}: invalid duration `{text}`: {e}"))?,
+        None => default,
+    };
+    if value < Duration::from_millis(1) {
+        return Err(format!("{name} must be at least 1ms"));
+    }
+    Ok(value)
+}
+
+/// `https://app.example.com,http://localhost:3000`: scheme, host and optional port, nothing
+/// else (a trailing `/` is dropped).
+fn parse_origins(list: &str) -> Result<Vec<String>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|origin| {
+            let origin = origin.trim_end_matches('/');
+            let rest = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            match rest {
+                Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', '*', ' ']) => {
+                    Ok(origin.to_string())
+                }
+                _ => Err(format!(
+                    "CAPSTAN_ALLOWED_ORIGINS: invalid origin `{origin}`; expected e.g. https://app.example.com"
+                )),
+            }
+        })
+        .collect()
 }
 
 /// The same settings as read from `capstan.toml`.
@@ -65,6 +243,9 @@ struct FileConfig {
     public_ip: Option<IpAddr>,
     ice_servers: Option<String>,
     max_participants: Option<usize>,
+    ice_connect_timeout: Option<String>,
+    /// The `[limits]` table.
+    limits: Option<LimitArgs>,
     /// The `[recording]` table.
     recording: Option<RecordingArgs>,
 }
@@ -80,6 +261,7 @@ pub struct Config {
     pub download_url_ttl: Duration,
     pub rtc: RtcConfig,
     pub max_participants: usize,
+    pub limits: Limits,
     pub recording: RecordingConfig,
 }
 
@@ -118,6 +300,11 @@ impl Config {
                 .map(|l| parse_list(&l, "CAPSTAN_ICE_SERVERS"))
                 .transpose()?
                 .unwrap_or_default(),
+            connect_timeout: duration(
+                args.ice_connect_timeout.or(file.ice_connect_timeout),
+                "CAPSTAN_ICE_CONNECT_TIMEOUT",
+                defaults.connect_timeout,
+            )?,
         };
         let max_participants = args
             .max_participants
@@ -130,6 +317,7 @@ impl Config {
             .data_dir
             .or(file.data_dir)
             .unwrap_or_else(|| "data".into());
+        let limits = args.limits.or(file.limits.unwrap_or_default()).resolve()?;
         let recording = args
             .recording
             .or(file.recording.unwrap_or_default())
@@ -146,6 +334,7 @@ impl Config {
             download_url_ttl,
             rtc,
             max_participants,
+            limits,
             recording,
         })
     }
@@ -223,6 +412,80 @@ mod tests {
     }
 
     #[test]
+    fn limits() {
+        let resolve = |limits: LimitArgs| {
+            Config::resolve(ServeArgs {
+                dev: true,
+                limits,
+                ..Default::default()
+            })
+            .map(|c| c.limits)
+        };
+        let defaults = resolve(LimitArgs::default()).unwrap();
+        assert_eq!(defaults.header_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.body_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.max_connections_per_ip, 128);
+        assert_eq!(
+            defaults.rate_per_token,
+            Some(Rate {
+                per_second: 30.0,
+                burst: 150
+            })
+        );
+        assert!(defaults.allowed_origins.is_empty() && defaults.trusted_proxies.is_empty());
+        assert_eq!(defaults.frame_ancestors, "'none'");
+        let set = resolve(LimitArgs {
+            http_header_timeout: Some("1s".into()),
+            rate_limit_ip: Some("off".into()),
+            trusted_proxies: Some("10.0.0.0/8, 192.0.2.1".into()),
+            allowed_origins: Some("https://a.example/,http://localhost:3000".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(set.header_timeout, Duration::from_secs(1));
+        assert_eq!(set.rate_per_ip, None);
+        assert_eq!(set.trusted_proxies.len(), 2);
+        assert_eq!(
+            set.allowed_origins,
+            ["https://a.example", "http://localhost:3000"]
+        );
+        let bad = [
+            LimitArgs {
+                http_body_timeout: Some("0s".into()),
+                ..Default::default()
+            },
+            LimitArgs {
+                max_pending_per_ip: Some(0),
+                ..Default::default()
+            },
+            LimitArgs {
+                rate_limit_token: Some("fast".into()),
+                ..Default::default()
+            },
+            LimitArgs {
+                trusted_proxies: Some("proxy.local".into()),
+                ..Default::default()
+            },
+            LimitArgs {
+                allowed_origins: Some("*".into()),
+                ..Default::default()
+            },
+            LimitArgs {
+                allowed_origins: Some("https://a.example/path".into()),
+                ..Default::default()
+            },
+            LimitArgs {
+                frame_ancestors: Some("'self'; script-src *".into()),
+                ..Default::default()
+            },
+        ];
+        for args in bad {
+            let shown = format!("{args:?}");
+            assert!(resolve(args).is_err(), "{shown}");
+        }
+    }
+
+    #[test]
     fn secret_required_outside_dev() {
         assert!(Config::resolve(ServeArgs::default()).is_err());
     }
@@ -242,7 +505,8 @@ mod tests {
         std::fs::write(
             &path,
             "jwt_secret = \"s\"\nmax_participants = 4\nrtc_bind_ips = \"127.0.0.1\"\n\
-             download_url_ttl = \"2m\"\n",
+             download_url_ttl = \"2m\"\n[limits]\nmax_pending_per_ip = 5\n\
+             allowed_origins = \"https://a.example\"\n",
         )
         .unwrap();
         let c = Config::resolve(ServeArgs {
@@ -255,5 +519,7 @@ mod tests {
         assert_eq!(c.max_participants, 8);
         assert!(c.rtc.loopback_only());
         assert_eq!(c.download_url_ttl, Duration::from_secs(120));
+        assert_eq!(c.limits.max_pending_per_ip, 5);
+        assert_eq!(c.limits.allowed_origins, ["https://a.example"]);
     }
 }

@@ -31,6 +31,7 @@ pub async fn serve(config: config::Config) -> std::io::Result<()> {
     )
     .await;
     let state = api::AppState {
+        guard: Arc::new(api::Guard::new(&config)),
         sfu,
         keys: auth::TokenKeys::new(&config.jwt_secret),
         downloads: signed_url::DownloadSigner::new(&config.jwt_secret, config.download_url_ttl),
@@ -43,11 +44,10 @@ pub async fn serve(config: config::Config) -> std::io::Result<()> {
         listener.local_addr()?,
         if state.config.dev { " (dev mode)" } else { "" }
     );
-    let served = axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let limits = state.config.limits.clone();
+    api::serve(listener, api::router(state), &limits, shutdown_signal()).await;
     recordings.shutdown().await;
-    served
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM (e.g. `docker stop`), letting in-flight requests finish.

@@ -49,11 +49,27 @@ struct TokenArgs {
     jwt_secret: Option<String>,
 }
 
+/// webrtc-rs modules that warn on every ICE check of a connection that never completes
+/// (`pingAllCandidates called with no candidate pairs`) and on every DTLS start without a
+/// server name (`conn.remote_addr is empty`): a few abandoned WHIP sessions flood the log.
+/// They log at `error` only, unless `RUST_LOG` names their crate.
+const NOISY_MODULES: &[&str] = &["rtc_ice::agent", "rtc_dtls::config"];
+
+/// `RUST_LOG` (default `info`), with [`NOISY_MODULES`] at `error` unless it names their crate.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    let mut directives: Vec<String> = NOISY_MODULES
+        .iter()
+        .filter(|module| !module.split("::").next().is_some_and(|c| spec.contains(c)))
+        .map(|module| format!("{module}=error"))
+        .collect();
+    directives.insert(0, spec);
+    tracing_subscriber::EnvFilter::new(directives.join(","))
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(log_filter())
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {

@@ -33,6 +33,9 @@ pub struct Metrics {
     pub recording_budget_overcommit: Gauge,
     /// Webhook deliveries by result (`delivered`, `failed`, `dropped`), refreshed at scrape.
     pub webhooks: IntGaugeVec,
+    /// Connections, requests and messages refused by a limit (`connections_per_ip`,
+    /// `rate_per_ip`, `rate_per_token`, `pending_per_ip`, `pending_per_token`, `body_timeout`).
+    pub refused: IntCounterVec,
 }
 
 /// The process-wide metrics.
@@ -76,6 +79,11 @@ impl Metrics {
             "capstan_recorder_dropped_packets_total",
             "RTP packets meant for a recording and dropped, by reason",
             "reason",
+        );
+        let refused = counters(
+            "capstan_refused_total",
+            "Connections, requests and messages refused by a limit",
+            "limit",
         );
         let recordings = IntGaugeVec::new(
             Opts::new("capstan_recordings", "Recordings in the catalog by status"),
@@ -135,6 +143,7 @@ impl Metrics {
             ),
             dropped_packets,
             recorder_dropped,
+            refused,
             recordings,
             webhooks,
             registry,
@@ -151,6 +160,11 @@ impl Metrics {
         if n > 0 {
             self.recorder_dropped.with_label_values(&[reason]).inc_by(n);
         }
+    }
+
+    /// Counts one connection, request or message refused by `limit`.
+    pub fn refuse(&self, limit: &str) {
+        self.refused.with_label_values(&[limit]).inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -193,6 +193,10 @@ pub enum ErrorCode {
     StorageError,
     CatalogError,
     IoError,
+    // Limits.
+    RateLimited,
+    TooManyPending,
+    RequestTimeout,
     // The server.
     NotReady,
     Internal,

@@ -1,6 +1,7 @@
 //! JSON errors: `{"error": code, "message": text}` with a fitting status. Every error type of
 //! the layers below is mapped to a status and code here, and only here.
 
+use super::guard::{Limited, TooManyPending};
 use crate::auth::AuthError;
 use crate::recording::RecError;
 use crate::sfu::http_session::StartError;
@@ -11,12 +12,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use signaling::protocol::ErrorCode;
+use std::time::Duration;
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: ErrorCode,
     pub message: String,
+    /// Sent as `Retry-After` (whole seconds, rounded up).
+    pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -25,6 +29,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -111,10 +116,50 @@ impl From<StartError> for ApiError {
     }
 }
 
+impl From<Limited> for ApiError {
+    fn from(e: Limited) -> Self {
+        ApiError {
+            retry_after: Some(e.retry_after),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                format!(
+                    "too many requests from this {}; retry in {} ms",
+                    e.per,
+                    e.retry_after.as_millis().max(1)
+                ),
+            )
+        }
+    }
+}
+
+impl From<TooManyPending> for ApiError {
+    fn from(e: TooManyPending) -> Self {
+        ApiError {
+            retry_after: Some(e.retry_after),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::TooManyPending,
+                format!(
+                    "this {} already has {} WHIP/WHEP sessions waiting for ICE to connect",
+                    e.per, e.max
+                ),
+            )
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.code, "message": self.message });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(after) = self.retry_after {
+            let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.max(1).into());
+        }
+        response
     }
 }
 

@@ -3,6 +3,8 @@
 mod access;
 mod compat;
 mod error;
+mod guard;
+mod listener;
 mod ops;
 mod recordings;
 mod web;
@@ -10,12 +12,15 @@ mod whip;
 mod ws;
 
 pub use error::ApiError;
+pub use guard::Guard;
+pub use listener::serve;
 
 use crate::auth::TokenKeys;
 use crate::config::Config;
 use crate::recording::Recordings;
 use crate::sfu::Sfu;
 use crate::signed_url::DownloadSigner;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use std::sync::Arc;
@@ -28,6 +33,7 @@ pub struct AppState {
     pub downloads: DownloadSigner,
     pub config: Arc<Config>,
     pub recordings: Recordings,
+    pub guard: Arc<Guard>,
 }
 
 /// The recording API and its compatibility routes.
@@ -65,9 +71,10 @@ fn recording_routes() -> Router<AppState> {
         )
 }
 
-/// All routes.
+/// All routes. Everything but the ops endpoints is rate-limited and has its body read
+/// within the body timeout; CORS, when origins are allowed, wraps it all.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let limited = Router::new()
         .route("/", get(web::index))
         .route("/room/{room}", get(web::room))
         .route("/static/{file}", get(web::asset))
@@ -78,8 +85,19 @@ pub fn router(state: AppState) -> Router {
         .route("/whep/{room}/{identity}/{viewer}", delete(whip::unview))
         .route("/api/dev/token", get(web::dev_token))
         .merge(recording_routes())
+        .layer(from_fn_with_state(state.clone(), guard::read_body))
+        .layer(from_fn_with_state(state.clone(), guard::rate_limit));
+    let router = Router::new()
+        .merge(limited)
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .with_state(state)
+        .route("/metrics", get(ops::metrics));
+    let router = match guard::cors(&state.config.limits) {
+        Some(cors) => router.layer(cors).layer(from_fn_with_state(
+            state.clone(),
+            guard::refuse_foreign_preflight,
+        )),
+        None => router,
+    };
+    router.with_state(state)
 }

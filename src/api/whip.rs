@@ -1,6 +1,7 @@
 //! WHIP publish (RFC 9725) and WHEP subscribe over HTTP.
 
 use super::access::RoomMember;
+use super::guard::ClientIp;
 use super::{ApiError, AppState};
 use crate::auth::Role;
 use crate::sfu::http_session;
@@ -67,17 +68,19 @@ fn created(location: String, answer: String) -> Response {
 pub async fn publish(
     State(state): State<AppState>,
     RoomMember { claims, room }: RoomMember,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let offer = sdp_body(&headers, &body)?;
+    let pending = state.guard.pending(ip, &claims)?;
     let info = ParticipantInfo {
         identity: claims.sub.clone(),
         name: claims.name,
         role: claims.role.as_str().into(),
         tracks: vec![],
     };
-    let answer = http_session::start_whip(&state.sfu, &room, info, offer).await?;
+    let answer = http_session::start_whip(&state.sfu, &room, info, offer, pending).await?;
     Ok(created(format!("/whip/{room}/{}", claims.sub), answer))
 }
 
@@ -100,13 +103,16 @@ pub async fn unpublish(
 /// `POST /whep/{room}/{identity}`: watch `identity`'s tracks.
 pub async fn view(
     State(state): State<AppState>,
-    RoomMember { room, .. }: RoomMember,
+    RoomMember { claims, room }: RoomMember,
+    ClientIp(ip): ClientIp,
     Path((_, identity)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let offer = sdp_body(&headers, &body)?;
-    let (answer, viewer) = http_session::start_whep(&state.sfu, &room, &identity, offer).await?;
+    let pending = state.guard.pending(ip, &claims)?;
+    let (answer, viewer) =
+        http_session::start_whep(&state.sfu, &room, &identity, offer, pending).await?;
     Ok(created(format!("/whep/{room}/{identity}/{viewer}"), answer))
 }
 

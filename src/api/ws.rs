@@ -1,7 +1,8 @@
 //! `GET /ws?token=JWT`: the signaling WebSocket, bridged to a participant session.
 
+use super::guard::{ClientIp, Limited};
 use super::{ApiError, AppState};
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Claims};
 use crate::sfu::participant::{self, Incoming, Participant};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -25,12 +26,17 @@ pub struct WsQuery {
 
 pub async fn upgrade(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     Query(q): Query<WsQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let token = q.token.ok_or(AuthError::Missing)?;
     let claims = state.keys.verify(&token)?;
     let ws = ws.map_err(|e| ApiError::new(e.status(), ErrorCode::BadRequest, e.body_text()))?;
+    let sender = Sender {
+        ip,
+        claims: claims.clone(),
+    };
     let participant = Participant {
         room: claims.room.clone(),
         info: ParticipantInfo {
@@ -43,7 +49,25 @@ pub async fn upgrade(
     };
     Ok(ws
         .max_message_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| bridge(socket, state, participant)))
+        .on_upgrade(move |socket| bridge(socket, state, participant, sender)))
+}
+
+/// Whose messages a socket carries, for the rate limits.
+struct Sender {
+    ip: std::net::IpAddr,
+    claims: Claims,
+}
+
+/// The error that replaces a message dropped by a rate limit.
+fn rate_limited(limited: Limited) -> Incoming {
+    Incoming::Rejected {
+        code: ErrorCode::RateLimited,
+        message: format!(
+            "too many messages from this {}; this one was dropped (retry in {} ms)",
+            limited.per,
+            limited.retry_after.as_millis().max(1)
+        ),
+    }
 }
 
 fn ice_servers(state: &AppState) -> Vec<IceServer> {
@@ -58,7 +82,7 @@ fn ice_servers(state: &AppState) -> Vec<IceServer> {
     }]
 }
 
-async fn bridge(socket: WebSocket, state: AppState, participant: Participant) {
+async fn bridge(socket: WebSocket, state: AppState, participant: Participant, sender: Sender) {
     let (mut sink, mut stream) = socket.split();
     let (in_tx, in_rx) = mpsc::channel(32);
     let (out_tx, mut out_rx) = mpsc::channel(64);
@@ -71,6 +95,14 @@ async fn bridge(socket: WebSocket, state: AppState, participant: Participant) {
     loop {
         tokio::select! {
             frame = stream.next() => {
+                if let Some(Ok(Message::Text(_) | Message::Binary(_))) = &frame {
+                    if let Err(limited) = state.guard.admit(sender.ip, Some(&sender.claims)) {
+                        if in_tx.send(rate_limited(limited)).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                }
                 let incoming = match frame {
                     Some(Ok(Message::Text(text))) if text.len() > MAX_MESSAGE_BYTES => Incoming::Rejected {
                         code: ErrorCode::MessageTooLarge,

@@ -7,6 +7,7 @@ use super::subscriber::Subscription;
 use super::Sfu;
 use signaling::protocol::ParticipantInfo;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use webrtc::peer_connection::RTCPeerConnectionState;
 
 /// Why an HTTP session could not start.
@@ -21,12 +22,14 @@ pub enum StartError {
 }
 
 /// Joins `room` as a WHIP publisher and returns the SDP answer; the session runs until
-/// the resource is deleted or the connection fails.
-pub async fn start_whip(
+/// the resource is deleted, the connection fails, or ICE has not connected within the
+/// configured connect timeout. `pending` is held until ICE connects.
+pub async fn start_whip<P: Send + Sync + 'static>(
     sfu: &Sfu,
     room: &str,
     info: ParticipantInfo,
     offer: String,
+    pending: P,
 ) -> Result<String, StartError> {
     let (cmd_tx, cmds) = mpsc::unbounded_channel();
     let session_id = super::next_id();
@@ -56,21 +59,61 @@ pub async fn start_whip(
             return Err(e.into());
         }
     };
+    let connect_by = Instant::now() + sfu.peers.connect_timeout();
     tokio::spawn(async move {
-        run_whip(&mut publisher, cmds).await;
+        run_whip(&mut publisher, cmds, Connecting::new(connect_by, pending)).await;
         leave(&joined.room);
         publisher.peer.close().await;
     });
     Ok(answer)
 }
 
-async fn run_whip(publisher: &mut Publisher, mut cmds: mpsc::UnboundedReceiver<SessionCmd>) {
+/// Until ICE connects: the deadline and what a pending session holds.
+struct Connecting<P> {
+    deadline: Instant,
+    held: Option<P>,
+}
+
+impl<P> Connecting<P> {
+    fn new(deadline: Instant, held: P) -> Self {
+        Self {
+            deadline,
+            held: Some(held),
+        }
+    }
+
+    fn pending(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Lets go of what was held once the connection is up.
+    fn see(&mut self, event: &PeerEvent) {
+        if matches!(event, PeerEvent::State(RTCPeerConnectionState::Connected)) {
+            self.held = None;
+        }
+    }
+
+    async fn expired(&self) {
+        tokio::time::sleep_until(self.deadline).await;
+        tracing::debug!("ending an HTTP session whose ICE did not connect in time");
+    }
+}
+
+async fn run_whip<P>(
+    publisher: &mut Publisher,
+    mut cmds: mpsc::UnboundedReceiver<SessionCmd>,
+    mut connecting: Connecting<P>,
+) {
     loop {
         tokio::select! {
             event = publisher.events.recv() => match event {
-                Some(event) => if publisher.on_event(event).await == Flow::End { return },
+                Some(event) => {
+                    connecting.see(&event);
+                    if publisher.on_event(event).await == Flow::End { return }
+                }
                 None => return,
             },
+            () = connecting.expired(), if connecting.pending() => return,
             cmd = cmds.recv() => match cmd {
                 Some(SessionCmd::Kick { .. }) | None => return,
                 Some(_) => {} // a WHIP publisher subscribes to nothing
@@ -81,11 +124,14 @@ async fn run_whip(publisher: &mut Publisher, mut cmds: mpsc::UnboundedReceiver<S
 
 /// Starts a WHEP viewer of `publisher`'s tracks in `room` and returns the SDP answer and
 /// the viewer's id (for `DELETE`).
-pub async fn start_whep(
+/// Like a WHIP session, it ends when ICE has not connected in time; `pending` is held until
+/// it connects.
+pub async fn start_whep<P: Send + Sync + 'static>(
     sfu: &Sfu,
     room: &str,
     publisher: &str,
     offer: String,
+    pending: P,
 ) -> Result<(String, String), StartError> {
     let (cmd_tx, cmds) = mpsc::unbounded_channel();
     let session_id = super::next_id();
@@ -143,8 +189,9 @@ pub async fn start_whep(
     };
     let room_handle = joined.room.clone();
     let viewer_id = viewer.clone();
+    let connecting = Connecting::new(Instant::now() + sfu.peers.connect_timeout(), pending);
     tokio::spawn(async move {
-        run_whep(&subscriptions, events, cmds).await;
+        run_whep(&subscriptions, events, cmds, connecting).await;
         futures::future::join_all(subscriptions.into_iter().map(|sub| sub.close(&peer.pc))).await;
         room_handle.leave(viewer, session_id);
         peer.close().await;
@@ -152,17 +199,19 @@ pub async fn start_whep(
     Ok((answer, viewer_id))
 }
 
-async fn run_whep(
+async fn run_whep<P>(
     subscriptions: &[Subscription],
     mut events: super::peer::PeerEvents,
     mut cmds: mpsc::UnboundedReceiver<SessionCmd>,
+    mut connecting: Connecting<P>,
 ) {
     loop {
         tokio::select! {
             event = events.recv() => match event {
                 Some(PeerEvent::State(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)) | None => return,
-                Some(_) => {}
+                Some(event) => connecting.see(&event),
             },
+            () = connecting.expired(), if connecting.pending() => return,
             cmd = cmds.recv() => match cmd {
                 Some(SessionCmd::Unsubscribe { track_id }) => subscriptions
                     .iter()

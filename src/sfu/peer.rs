@@ -125,6 +125,11 @@ impl PeerFactory {
         Self { rtc, ports }
     }
 
+    /// How long a WHIP/WHEP session may wait for ICE to connect.
+    pub fn connect_timeout(&self) -> Duration {
+        self.rtc.connect_timeout
+    }
+
     /// A new connection and its event stream.
     pub async fn create(&self) -> Result<(Peer, PeerEvents), PeerError> {
         let mut last_error = String::from("UDP port range exhausted");

@@ -1,6 +1,7 @@
 //! Media transport settings of the peer connections.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
 /// Media transport settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,6 +10,9 @@ pub struct RtcConfig {
     pub bind_ips: Vec<IpAddr>,
     pub public_ip: Option<IpAddr>,
     pub ice_servers: Vec<String>,
+    /// A WHIP/WHEP session whose ICE has not connected after this long is ended (webrtc-rs
+    /// itself gives up only after about 30 s, holding its sockets and tasks until then).
+    pub connect_timeout: Duration,
 }
 
 impl RtcConfig {
@@ -28,6 +32,7 @@ impl Default for RtcConfig {
             ],
             public_ip: None,
             ice_servers: Vec::new(),
+            connect_timeout: Duration::from_secs(10),
         }
     }
 }
