@@ -1,6 +1,6 @@
 //! Hostile and careless clients: slow requests time out, connections and pending WHIP/WHEP
 //! sessions are capped per client, rate limits answer 429, abandoned sessions end early and
-//! quietly, CORS only for the allowed origins.
+//! quietly, CORS only for the allowed origins, security headers on the UI.
 
 mod common;
 
@@ -428,4 +428,29 @@ async fn cors_only_for_allowed_origins() {
     let refused = preflight(&same_origin_only, APP).await;
     assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(header(&refused, "access-control-allow-origin"), None);
+}
+
+#[tokio::test]
+async fn ui_pages_and_assets_carry_security_headers() {
+    let server = TestServer::start().await;
+    for path in ["/", "/room/x", "/static/app.js", "/static/style.css"] {
+        let response = reqwest::get(format!("{}{path}", server.base))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let csp = header(&response, "content-security-policy").expect("CSP");
+        assert!(csp.contains("script-src 'self';"), "{path}: {csp}");
+        assert!(csp.ends_with("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(header(&response, "x-content-type-options"), Some("nosniff"));
+        assert_eq!(header(&response, "referrer-policy"), Some("no-referrer"));
+    }
+    let framed =
+        TestServer::start_with(&[("CAPSTAN_FRAME_ANCESTORS", "'self' https://portal.example")])
+            .await;
+    let response = reqwest::get(format!("{}/", framed.base)).await.unwrap();
+    let csp = header(&response, "content-security-policy").unwrap();
+    assert!(
+        csp.ends_with("frame-ancestors 'self' https://portal.example"),
+        "{csp}"
+    );
 }

@@ -14,8 +14,31 @@ use std::time::Duration;
 /// Lifetime of `/api/dev/token` tokens.
 const DEV_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 
-fn serve(asset: &Asset) -> Response {
-    ([(header::CONTENT_TYPE, asset.content_type)], asset.body).into_response()
+/// Headers of every page and asset: a CSP that allows only the server's own scripts, styles,
+/// images and connections (the UI has no inline script or style; `style.setProperty` is
+/// not inline style), no framing except by `CAPSTAN_FRAME_ANCESTORS`, no MIME sniffing, no
+/// referrer (room names are in URLs).
+fn security_headers(state: &AppState) -> [(header::HeaderName, String); 3] {
+    let csp = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors {}",
+        state.config.limits.frame_ancestors
+    );
+    [
+        (header::CONTENT_SECURITY_POLICY, csp),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".into()),
+        (header::REFERRER_POLICY, "no-referrer".into()),
+    ]
+}
+
+fn serve(state: &AppState, asset: &Asset) -> Response {
+    (
+        security_headers(state),
+        [(header::CONTENT_TYPE, asset.content_type)],
+        asset.body,
+    )
+        .into_response()
 }
 
 /// A page of the call UI; with `--ui-test-hooks` its `<html>` carries `data-test-hooks`,
@@ -26,7 +49,12 @@ fn page(state: &AppState, html: &'static str) -> Response {
     } else {
         html.to_string()
     };
-    ([(header::CONTENT_TYPE, web::HTML)], body).into_response()
+    (
+        security_headers(state),
+        [(header::CONTENT_TYPE, web::HTML)],
+        body,
+    )
+        .into_response()
 }
 
 pub async fn index(State(state): State<AppState>) -> Response {
@@ -37,9 +65,12 @@ pub async fn room(State(state): State<AppState>, Path(_room): Path<String>) -> R
     page(&state, web::room())
 }
 
-pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
+pub async fn asset(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+) -> Result<Response, ApiError> {
     web::static_asset(&file)
-        .map(serve)
+        .map(|asset| serve(&state, asset))
         .ok_or_else(|| ApiError::not_found(format!("no such file: {file}")))
 }
 
