@@ -735,10 +735,32 @@ impl Control {
             MessageView::Warning(w) => self.warn(format!("{}: {}", source_name(msg), w.error())),
             MessageView::Error(e) => {
                 let text = format!("{}: {} ({:?})", source_name(msg), e.error(), e.debug());
-                self.fail(text);
+                match self.input_of(msg) {
+                    // One participant's undecodable media (e.g. nothing but garbage behind
+                    // valid RTP headers: "No valid frames decoded before end of stream")
+                    // costs that input, not everyone's recording.
+                    Some(id) => {
+                        self.warn(format!("input {id} dropped after an error: {text}"));
+                        self.teardown_input(&id, true);
+                    }
+                    None => self.fail(text),
+                }
             }
             _ => {}
         }
+    }
+
+    /// The live input whose chain posted `msg`, if any.
+    fn input_of(&self, msg: &gst::Message) -> Option<String> {
+        let src = msg.src()?;
+        self.inputs
+            .iter()
+            .find(|i| {
+                i.elements
+                    .iter()
+                    .any(|e| e.upcast_ref::<gst::Object>() == src)
+            })
+            .map(|i| i.input.id().to_string())
     }
 
     fn warn(&self, message: String) {
