@@ -2,6 +2,7 @@
 
 use crate::limits::{parse_net, Rate};
 use crate::recording::config::{RecordingArgs, RecordingConfig};
+use crate::setting::{self, ConfigError};
 pub use crate::sfu::RtcConfig;
 use clap::Args;
 use ipnet::IpNet;
@@ -134,18 +135,21 @@ impl LimitArgs {
         )
     }
 
-    fn resolve(self) -> Result<Limits, String> {
-        let rate = |v: Option<String>, name: &str, default: &str| {
-            Rate::parse(v.as_deref().unwrap_or(default)).map_err(|e| format!("{name}: {e}"))
+    fn resolve(self) -> Result<Limits, ConfigError> {
+        let rate = |v: Option<String>, name: &'static str, default: &str| {
+            let text = v.as_deref().unwrap_or(default);
+            Rate::parse(text)
+                .map_err(|_| ConfigError::invalid(name, text, "a rate such as 50/s,200, or off"))
         };
-        let count = |v: Option<usize>, name: &str, default: usize| match v.unwrap_or(default) {
-            0 => Err(format!("{name} must be at least 1")),
-            n => Ok(n),
+        let count = |v: Option<usize>, name: &'static str, default: usize| {
+            setting::at_least_one(v, default, name)
         };
         let frame_ancestors = self.frame_ancestors.unwrap_or_else(|| "'none'".into());
         if frame_ancestors.is_empty() || frame_ancestors.contains([';', ',', '\r', '\n']) {
-            return Err(format!(
-                "CAPSTAN_FRAME_ANCESTORS: invalid source list `{frame_ancestors}`"
+            return Err(ConfigError::invalid(
+                "CAPSTAN_FRAME_ANCESTORS",
+                frame_ancestors,
+                "a CSP source list such as 'none' or 'self' https://app.example.com",
             ));
         }
         Ok(Limits {
@@ -181,7 +185,15 @@ impl LimitArgs {
                     .split(',')
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
-                    .map(|s| parse_net(s).map_err(|e| format!("CAPSTAN_TRUSTED_PROXIES: {e}")))
+                    .map(|s| {
+                        parse_net(s).map_err(|_| {
+                            ConfigError::invalid(
+                                "CAPSTAN_TRUSTED_PROXIES",
+                                s,
+                                "IPs or networks such as 10.0.0.0/8",
+                            )
+                        })
+                    })
                     .collect::<Result<_, _>>()?,
                 None => Vec::new(),
             },
@@ -195,21 +207,18 @@ impl LimitArgs {
 }
 
 /// A duration of at least 1 ms, or `default`.
-fn duration(text: Option<String>, name: &str, default: Duration) -> Result<Duration, String> {
-    let value = match text {
-        Some(text) => humantime::parse_duration(&text)
-            .map_err(|e| format!("{name}: invalid duration `{text}`: {e}"))?,
-        None => default,
-    };
-    if value < Duration::from_millis(1) {
-        return Err(format!("{name} must be at least 1ms"));
-    }
-    Ok(value)
+fn duration(
+    text: Option<String>,
+    name: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let min = (Duration::from_millis(1), "1ms");
+    setting::duration(text.as_deref(), name, default, min)
 }
 
 /// `https://app.example.com,http://localhost:3000`: scheme, host and optional port, nothing
 /// else (a trailing `/` is dropped).
-fn parse_origins(list: &str) -> Result<Vec<String>, String> {
+fn parse_origins(list: &str) -> Result<Vec<String>, ConfigError> {
     list.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -222,8 +231,10 @@ fn parse_origins(list: &str) -> Result<Vec<String>, String> {
                 Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', '*', ' ']) => {
                     Ok(origin.to_string())
                 }
-                _ => Err(format!(
-                    "CAPSTAN_ALLOWED_ORIGINS: invalid origin `{origin}`; expected e.g. https://app.example.com"
+                _ => Err(ConfigError::invalid(
+                    "CAPSTAN_ALLOWED_ORIGINS",
+                    origin,
+                    "origins such as https://app.example.com",
                 )),
             }
         })
@@ -267,21 +278,24 @@ pub struct Config {
 
 impl Config {
     /// Merges flags/environment over the config file over defaults and validates the result.
-    pub fn resolve(args: ServeArgs) -> Result<Self, String> {
+    pub fn resolve(args: ServeArgs) -> Result<Self, ConfigError> {
         let file = load_file(args.config.as_deref())?;
         let jwt_secret = match (args.jwt_secret.or(file.jwt_secret), args.dev) {
             (Some(secret), _) if !secret.is_empty() => secret,
             (_, true) => crate::auth::DEV_SECRET.to_string(),
-            _ => return Err("CAPSTAN_JWT_SECRET is required unless --dev is given".into()),
+            _ => {
+                return Err(ConfigError::Required {
+                    name: "CAPSTAN_JWT_SECRET",
+                    when: "unless --dev is given",
+                })
+            }
         };
-        let download_url_ttl = match args.download_url_ttl.or(file.download_url_ttl) {
-            Some(text) => humantime::parse_duration(&text)
-                .map_err(|e| format!("CAPSTAN_DOWNLOAD_URL_TTL: invalid duration `{text}`: {e}"))?,
-            None => Duration::from_secs(300),
-        };
-        if download_url_ttl.as_secs() == 0 {
-            return Err("CAPSTAN_DOWNLOAD_URL_TTL must be at least 1s".into());
-        }
+        let download_url_ttl = setting::duration(
+            args.download_url_ttl.or(file.download_url_ttl).as_deref(),
+            "CAPSTAN_DOWNLOAD_URL_TTL",
+            Duration::from_secs(300),
+            (Duration::from_secs(1), "1s"),
+        )?;
         let defaults = RtcConfig::default();
         let rtc = RtcConfig {
             udp_ports: args
@@ -290,14 +304,14 @@ impl Config {
                 .map(|r| parse_port_range(&r))
                 .transpose()?,
             bind_ips: match args.rtc_bind_ips.or(file.rtc_bind_ips) {
-                Some(list) => parse_list(&list, "CAPSTAN_RTC_BIND_IPS")?,
+                Some(list) => setting::list(&list, "CAPSTAN_RTC_BIND_IPS", "IP addresses")?,
                 None => defaults.bind_ips,
             },
             public_ip: args.public_ip.or(file.public_ip),
             ice_servers: args
                 .ice_servers
                 .or(file.ice_servers)
-                .map(|l| parse_list(&l, "CAPSTAN_ICE_SERVERS"))
+                .map(|l| setting::list(&l, "CAPSTAN_ICE_SERVERS", "stun: or turn: URLs"))
                 .transpose()?
                 .unwrap_or_default(),
             connect_timeout: duration(
@@ -306,13 +320,11 @@ impl Config {
                 defaults.connect_timeout,
             )?,
         };
-        let max_participants = args
-            .max_participants
-            .or(file.max_participants)
-            .unwrap_or(16);
-        if max_participants == 0 {
-            return Err("CAPSTAN_MAX_PARTICIPANTS must be at least 1".into());
-        }
+        let max_participants = setting::at_least_one(
+            args.max_participants.or(file.max_participants),
+            16,
+            "CAPSTAN_MAX_PARTICIPANTS",
+        )?;
         let data_dir = args
             .data_dir
             .or(file.data_dir)
@@ -340,20 +352,25 @@ impl Config {
     }
 }
 
-fn load_file(explicit: Option<&Path>) -> Result<FileConfig, String> {
+fn load_file(explicit: Option<&Path>) -> Result<FileConfig, ConfigError> {
     let path = match explicit {
         Some(p) => p.to_path_buf(),
         None if Path::new("capstan.toml").exists() => "capstan.toml".into(),
         None => return Ok(FileConfig::default()),
     };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("invalid {}: {e}", path.display()))
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(source) => return Err(ConfigError::Read { path, source }),
+    };
+    toml::from_str(&text).map_err(|source| ConfigError::File {
+        path,
+        source: Box::new(source),
+    })
 }
 
 /// Parses `50000-50199` (inclusive).
-pub fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
-    let err = || format!("invalid port range `{text}`; expected e.g. 50000-50199");
+pub fn parse_port_range(text: &str) -> Result<(u16, u16), ConfigError> {
+    let err = || ConfigError::invalid("CAPSTAN_RTC_UDP_PORTS", text, "a range such as 50000-50199");
     let (lo, hi) = text.split_once('-').ok_or_else(err)?;
     let (lo, hi): (u16, u16) = (
         lo.trim().parse().map_err(|_| err())?,
@@ -363,17 +380,6 @@ pub fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
         return Err(err());
     }
     Ok((lo, hi))
-}
-
-fn parse_list<T: std::str::FromStr>(text: &str, name: &str) -> Result<Vec<T>, String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse()
-                .map_err(|_| format!("{name}: invalid entry `{s}`"))
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -404,8 +410,8 @@ mod tests {
             })
             .map(|c| c.download_url_ttl)
         };
-        assert_eq!(ttl("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(ttl("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(ttl("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(ttl("1m").unwrap(), Duration::from_secs(60));
         for bad in ["0s", "500ms", "soon"] {
             assert!(ttl(bad).is_err(), "{bad}");
         }
@@ -492,7 +498,7 @@ mod tests {
 
     #[test]
     fn port_ranges() {
-        assert_eq!(parse_port_range("50000-50199"), Ok((50000, 50199)));
+        assert_eq!(parse_port_range("50000-50199").unwrap(), (50000, 50199));
         assert!(parse_port_range("50199-50000").is_err());
         assert!(parse_port_range("x").is_err());
     }

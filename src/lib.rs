@@ -6,6 +6,7 @@ pub mod config;
 pub mod limits;
 pub mod metrics;
 pub mod recording;
+pub mod setting;
 pub mod sfu;
 pub mod signed_url;
 pub mod storage;

@@ -15,15 +15,20 @@ pub struct Rate {
     pub burst: u32,
 }
 
+/// A rate that is not `RATE[/s][,BURST]` with positive numbers, nor `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a rate such as 50/s,200, nor off")]
+pub struct BadRate;
+
 impl Rate {
     /// Parses `RATE[/s][,BURST]`, e.g. `50/s,200`; the burst defaults to the rate.
     /// `off` means no limit (`None`).
-    pub fn parse(text: &str) -> Result<Option<Rate>, String> {
+    pub fn parse(text: &str) -> Result<Option<Rate>, BadRate> {
         let text = text.trim();
         if text.eq_ignore_ascii_case("off") {
             return Ok(None);
         }
-        let err = || format!("invalid rate `{text}`; expected e.g. 50/s,200 or off");
+        let err = || BadRate;
         let (rate, burst) = match text.split_once(',') {
             Some((rate, burst)) => (rate, Some(burst)),
             None => (text, None),
@@ -206,10 +211,9 @@ fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
 }
 
 /// Parses a trusted proxy: an IP (`10.0.0.1`) or a network (`10.0.0.0/8`, `fd00::/8`).
-pub fn parse_net(text: &str) -> Result<IpNet, String> {
+pub fn parse_net(text: &str) -> Result<IpNet, std::net::AddrParseError> {
     text.parse::<IpNet>()
         .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("invalid IP or network `{text}`"))
 }
 
 #[cfg(test)]

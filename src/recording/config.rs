@@ -2,6 +2,7 @@
 //! deployments have (`RECORDING_*`); everything else is `CAPSTAN_*`. The same fields can be set
 //! in the `[recording]` table of `capstan.toml`; the environment and flags win.
 
+use crate::setting::{self, at_least_one, ConfigError};
 use crate::storage::s3::S3Config;
 use crate::storage::StorageConfig;
 use crate::webhooks::WebhookConfig;
@@ -152,19 +153,19 @@ impl RecordingArgs {
     }
 
     /// Validates and fills in defaults.
-    pub fn resolve(self, data_dir: &Path) -> Result<RecordingConfig, String> {
-        let duration = |v: &Option<String>, name: &str, default: Duration| match v {
-            Some(text) => humantime::parse_duration(text)
-                .map_err(|e| format!("{name}: invalid duration `{text}`: {e}")),
-            None => Ok(default),
+    pub fn resolve(self, data_dir: &Path) -> Result<RecordingConfig, ConfigError> {
+        let duration = |v: &Option<String>, name: &'static str, default: Duration| {
+            setting::duration(v.as_deref(), name, default, (Duration::ZERO, "0s"))
         };
-        let max_concurrent = positive(self.max_concurrent, 10, "CAPSTAN_MAX_RECORDINGS")?;
-        let max_per_user = positive(self.max_per_user, 3, "CAPSTAN_MAX_RECORDINGS_PER_USER")?;
+        let max_concurrent = at_least_one(self.max_concurrent, 10, "CAPSTAN_MAX_RECORDINGS")?;
+        let max_per_user = at_least_one(self.max_per_user, 3, "CAPSTAN_MAX_RECORDINGS_PER_USER")?;
         let cpu_budget = match self.cpu_budget {
             Some(cores) if cores.is_finite() && cores > 0.0 => cores,
             Some(cores) => {
-                return Err(format!(
-                    "CAPSTAN_RECORDING_CPU_BUDGET must be a positive number of cores, not {cores}"
+                return Err(ConfigError::invalid(
+                    "CAPSTAN_RECORDING_CPU_BUDGET",
+                    cores.to_string(),
+                    "a positive number of cores",
                 ))
             }
             None => default_cpu_budget(),
@@ -204,28 +205,34 @@ impl RecordingArgs {
         })
     }
 
-    fn storage(&self) -> Result<StorageConfig, String> {
+    fn storage(&self) -> Result<StorageConfig, ConfigError> {
         match self.storage_provider.as_deref().unwrap_or("local") {
             "local" => Ok(StorageConfig::Local),
             "s3" => self.s3().map(|c| StorageConfig::S3(Box::new(c))),
-            other => Err(format!(
-                "RECORDING_STORAGE_PROVIDER: unknown provider `{other}` (local or s3)"
+            other => Err(ConfigError::invalid(
+                "RECORDING_STORAGE_PROVIDER",
+                other,
+                "local or s3",
             )),
         }
     }
 
-    fn s3(&self) -> Result<S3Config, String> {
-        let bucket = self
-            .s3_bucket
-            .clone()
-            .filter(|b| !b.is_empty())
-            .ok_or("RECORDING_S3_BUCKET is required when RECORDING_STORAGE_PROVIDER=s3")?;
+    fn s3(&self) -> Result<S3Config, ConfigError> {
+        let bucket =
+            self.s3_bucket
+                .clone()
+                .filter(|b| !b.is_empty())
+                .ok_or(ConfigError::Required {
+                    name: "RECORDING_S3_BUCKET",
+                    when: "when RECORDING_STORAGE_PROVIDER=s3",
+                })?;
         let defaults = S3Config::new(bucket);
-        let backoff = match &self.upload_backoff {
-            Some(t) => humantime::parse_duration(t)
-                .map_err(|e| format!("CAPSTAN_UPLOAD_BACKOFF: invalid duration `{t}`: {e}"))?,
-            None => defaults.backoff,
-        };
+        let backoff = setting::duration(
+            self.upload_backoff.as_deref(),
+            "CAPSTAN_UPLOAD_BACKOFF",
+            defaults.backoff,
+            (Duration::ZERO, "0s"),
+        )?;
         let attempts = self.upload_attempts.map(|a| a as usize);
         Ok(S3Config {
             region: self.s3_region.clone().unwrap_or(defaults.region.clone()),
@@ -234,7 +241,7 @@ impl RecordingArgs {
             endpoint: self.s3_endpoint.clone().filter(|e| !e.is_empty()),
             prefix: self.s3_prefix.clone().unwrap_or("recordings/".into()),
             sse: self.s3_sse.clone().filter(|s| !s.is_empty()),
-            max_attempts: positive(attempts, 5, "CAPSTAN_UPLOAD_ATTEMPTS")? as u32,
+            max_attempts: at_least_one(attempts, 5, "CAPSTAN_UPLOAD_ATTEMPTS")? as u32,
             backoff,
             ..defaults
         })
@@ -245,13 +252,6 @@ impl RecordingArgs {
 fn default_cpu_budget() -> f64 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     0.8 * cores as f64
-}
-
-fn positive(value: Option<usize>, default: usize, name: &str) -> Result<usize, String> {
-    match value.unwrap_or(default) {
-        0 => Err(format!("{name} must be at least 1")),
-        n => Ok(n),
-    }
 }
 
 #[cfg(test)]
@@ -311,7 +311,10 @@ mod tests {
             ..Default::default()
         };
         let err = bad.resolve(Path::new("/d")).unwrap_err();
-        assert!(err.contains("CAPSTAN_RECORDING_MAX_DURATION"), "{err}");
+        assert!(
+            err.to_string().contains("CAPSTAN_RECORDING_MAX_DURATION"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -336,7 +339,10 @@ mod tests {
                 ..Default::default()
             };
             let err = args.resolve(Path::new("/d")).unwrap_err();
-            assert!(err.contains("CAPSTAN_RECORDING_CPU_BUDGET"), "{err}");
+            assert!(
+                err.to_string().contains("CAPSTAN_RECORDING_CPU_BUDGET"),
+                "{err}"
+            );
         }
     }
 }
