@@ -305,6 +305,13 @@ impl Participant {
         let _ = self.outgoing.send(msg);
     }
 
+    /// Drops the connection without a word (the socket and both peer connections).
+    pub fn vanish(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+
     /// Sends `leave` and tears everything down.
     pub async fn leave(self) {
         self.send(ClientMessage::Leave);

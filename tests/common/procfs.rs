@@ -40,6 +40,32 @@ pub fn open_fds(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
+/// UDP sockets a process holds: its socket fds whose inode is in `/proc/<pid>/net/udp{,6}`.
+pub fn udp_sockets(pid: u32) -> usize {
+    let inodes: std::collections::HashSet<String> = ["udp", "udp6"]
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(format!("/proc/{pid}/net/{t}")).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().nth(9).map(str::to_string))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+                })
+                .filter(|inode| inodes.contains(inode))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// One line naming the machine a benchmark ran on.
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")

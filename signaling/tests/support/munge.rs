@@ -5,76 +5,7 @@ use proptest::prelude::*;
 
 /// An offer shaped like Chromium's for one microphone and one camera (BUNDLE, rtcp-mux, the
 /// audio level extension, VP8/VP9/H264 and RTX), the starting point of the munging.
-pub const CHROMIUM_OFFER: &str = "v=0\r
-o=- 4611731400430051336 2 IN IP4 127.0.0.1\r
-s=-\r
-t=0 0\r
-a=group:BUNDLE 0 1\r
-a=extmap-allow-mixed\r
-a=msid-semantic: WMS stream\r
-m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r
-c=IN IP4 0.0.0.0\r
-a=rtcp:9 IN IP4 0.0.0.0\r
-a=ice-ufrag:yx7Q\r
-a=ice-pwd:GbUe0Gz4s0A7l3Gq+zD3Pj4k\r
-a=ice-options:trickle\r
-a=fingerprint:sha-256 4F:2C:6A:0B:9C:1E:8D:77:21:3A:55:90:AB:CD:EF:01:23:45:67:89:9A:BC:DE:F0:11:22:33:44:55:66:77:88\r
-a=setup:actpass\r
-a=mid:0\r
-a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r
-a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r
-a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r
-a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r
-a=sendonly\r
-a=msid:stream audio0\r
-a=rtcp-mux\r
-a=rtpmap:111 opus/48000/2\r
-a=rtcp-fb:111 transport-cc\r
-a=fmtp:111 minptime=10;useinbandfec=1\r
-a=rtpmap:63 red/48000/2\r
-a=fmtp:63 111/111\r
-a=rtpmap:9 G722/8000\r
-a=rtpmap:0 PCMU/8000\r
-a=rtpmap:8 PCMA/8000\r
-a=rtpmap:13 CN/8000\r
-a=rtpmap:110 telephone-event/48000\r
-a=rtpmap:126 telephone-event/8000\r
-a=ssrc:1001 cname:abc\r
-m=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99 102\r
-c=IN IP4 0.0.0.0\r
-a=rtcp:9 IN IP4 0.0.0.0\r
-a=ice-ufrag:yx7Q\r
-a=ice-pwd:GbUe0Gz4s0A7l3Gq+zD3Pj4k\r
-a=ice-options:trickle\r
-a=fingerprint:sha-256 4F:2C:6A:0B:9C:1E:8D:77:21:3A:55:90:AB:CD:EF:01:23:45:67:89:9A:BC:DE:F0:11:22:33:44:55:66:77:88\r
-a=setup:actpass\r
-a=mid:1\r
-a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r
-a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r
-a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r
-a=sendonly\r
-a=msid:stream video0\r
-a=rtcp-mux\r
-a=rtcp-rsize\r
-a=rtpmap:96 VP8/90000\r
-a=rtcp-fb:96 goog-remb\r
-a=rtcp-fb:96 transport-cc\r
-a=rtcp-fb:96 ccm fir\r
-a=rtcp-fb:96 nack\r
-a=rtcp-fb:96 nack pli\r
-a=rtpmap:97 rtx/90000\r
-a=fmtp:97 apt=96\r
-a=rtpmap:98 VP9/90000\r
-a=fmtp:98 profile-id=0\r
-a=rtpmap:99 rtx/90000\r
-a=fmtp:99 apt=98\r
-a=rtpmap:102 H264/90000\r
-a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r
-a=ssrc-group:FID 2001 2002\r
-a=ssrc:2001 cname:abc\r
-a=ssrc:2002 cname:abc\r
-";
-
+pub const CHROMIUM_OFFER: &str = include_str!("../../../fixtures/offer-browser.sdp");
 /// One edit of an SDP's lines.
 #[derive(Debug, Clone)]
 pub enum Edit {
