@@ -200,12 +200,24 @@ pub async fn own_list(
     Query(q): Query<ListQuery>,
     Caller(claims): Caller,
 ) -> Result<Json<Vec<RecordingState>>, ApiError> {
-    let filter = ListFilter {
-        user: (claims.role != Role::Admin).then(|| claims.sub.clone()),
-        status: status_filter(&q)?,
-        ..Default::default()
-    };
+    let filter = own_filter(&claims, status_filter(&q)?);
     Ok(Json(state.recordings.list(&filter).await?))
+}
+
+/// What "my recordings" may show: identities are unique only within a room, so a token sees
+/// the recordings its identity started in its own room; an admin sees all.
+fn own_filter(claims: &Claims, status: Option<Status>) -> ListFilter {
+    if claims.role == Role::Admin {
+        return ListFilter {
+            status,
+            ..Default::default()
+        };
+    }
+    ListFilter {
+        room: Some(claims.room.clone()),
+        user: Some(claims.sub.clone()),
+        status,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -382,4 +394,38 @@ pub async fn pipelines(
     Ok(Json(
         serde_json::json!({ "pipelines": pipelines, "budget": budget }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(room: &str, sub: &str, role: Role) -> Claims {
+        Claims {
+            sub: sub.into(),
+            name: sub.into(),
+            room: room.into(),
+            role,
+            exp: 0,
+        }
+    }
+
+    #[test]
+    fn own_recordings_are_the_identitys_in_the_tokens_room() {
+        let f = own_filter(&claims("elsewhere", "boss", Role::Host), None);
+        assert_eq!(
+            (f.room.as_deref(), f.user.as_deref()),
+            (Some("elsewhere"), Some("boss"))
+        );
+        let f = own_filter(
+            &claims("r", "p", Role::Participant),
+            Some(Status::Completed),
+        );
+        assert_eq!(
+            (f.room.as_deref(), f.user.as_deref(), f.status),
+            (Some("r"), Some("p"), Some(Status::Completed))
+        );
+        let f = own_filter(&claims("r", "root", Role::Admin), None);
+        assert_eq!((f.room, f.user), (None, None));
+    }
 }
