@@ -4,13 +4,26 @@
 mod common;
 
 use capstan::auth::{Role, TokenKeys, DEV_SECRET};
-use common::peer::{MediaOptions, Participant};
+use capstan::sfu::peer::{codec, Peer};
+use common::peer::{
+    client_factory, publish_test_media, whep_offer_peer, MediaOptions, Participant,
+};
 use common::recording::{call, Host};
-use common::TestServer;
+use common::{wait_for, TestServer};
 use reqwest::{Method, StatusCode};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use signaling::protocol::MediaKind;
+use std::sync::Arc;
 use std::time::Duration;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::MediaStreamTrack;
 
 const TRACKS: &str = "recording_format=webm&mode=tracks";
+
+const WAIT: Duration = Duration::from_secs(30);
 
 fn token(room: &str, identity: &str, role: Role) -> String {
     TokenKeys::new(DEV_SECRET).mint(room, identity, identity, role, Duration::from_secs(600))
@@ -68,4 +81,101 @@ async fn own_recordings_are_scoped_to_the_tokens_room() {
     call(Method::DELETE, &url, Some(&boss.token))
         .await
         .expect(StatusCode::OK);
+}
+
+/// A publisher's offer (VP8 + Opus tracks that send nothing) and its connection.
+async fn whip_offer() -> (Peer, String) {
+    let (peer, _events) = client_factory().create().await.expect("pc");
+    for (kind, id) in [(MediaKind::Video, "video"), (MediaKind::Audio, "audio")] {
+        let rtc_kind = match kind {
+            MediaKind::Video => RtpCodecKind::Video,
+            MediaKind::Audio => RtpCodecKind::Audio,
+        };
+        let track = TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "s".into(),
+            id.into(),
+            id.into(),
+            rtc_kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(rand::random()),
+                    ..Default::default()
+                },
+                codec: codec(kind),
+                ..Default::default()
+            }],
+        ));
+        peer.pc
+            .add_track(Arc::new(track) as Arc<dyn TrackLocal>)
+            .await
+            .expect("add track");
+    }
+    let offer = peer.offer().await.expect("offer");
+    (peer, offer)
+}
+
+async fn delete(url: &str, token: &str) -> StatusCode {
+    reqwest::Client::new()
+        .delete(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("DELETE")
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_and_whep_locations_are_percent_encoded() {
+    let server = TestServer::start().await;
+    let cases = [
+        ("a/b", "a%2Fb"),
+        ("../../../evil", "..%2F..%2F..%2Fevil"),
+        ("zoë 🎥", "zo%C3%AB%20%F0%9F%8E%A5"),
+    ];
+    for (identity, encoded) in cases {
+        let t = token("loc", identity, Role::Participant);
+        let (_peer, offer) = whip_offer().await;
+        let reply = server
+            .post_sdp("/whip/loc", Some(&t), "application/sdp", offer)
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        let location = reply.location.expect("Location");
+        assert_eq!(location, format!("/whip/loc/{encoded}"));
+        let url = format!("{}{location}", server.base);
+        assert_eq!(delete(&url, &t).await, StatusCode::OK, "{identity}");
+    }
+
+    // A WHEP viewer of a publisher whose identity has a slash.
+    let t = token("loc", "cam/1", Role::Participant);
+    let (publisher, _events) = client_factory().create().await.unwrap();
+    let _media = publish_test_media(&publisher, "cam/1", Default::default()).await;
+    let offer = publisher.offer().await.unwrap();
+    let reply = server
+        .post_sdp("/whip/loc", Some(&t), "application/sdp", offer)
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    publisher.accept_answer(reply.body).await.unwrap();
+    wait_for("both WHIP tracks published", WAIT, || async {
+        server.metric("capstan_published_tracks").await >= 2.0
+    })
+    .await;
+    let viewer_token = token("loc", "v", Role::Participant);
+    let (viewer, _) = whep_offer_peer().await;
+    let reply = server
+        .post_sdp(
+            "/whep/loc/cam%2F1",
+            Some(&viewer_token),
+            "application/sdp",
+            viewer.offer().await.unwrap(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let location = reply.location.expect("Location");
+    assert!(
+        location.starts_with("/whep/loc/cam%2F1/whep-"),
+        "{location}"
+    );
+    let url = format!("{}{location}", server.base);
+    assert_eq!(delete(&url, &viewer_token).await, StatusCode::OK);
+    server.assert_clean_log();
 }

@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use signaling::protocol::ErrorCode;
 use signaling::protocol::ParticipantInfo;
 use signaling::sdp::{check_media_offer, OfferProblem};
@@ -52,6 +53,22 @@ fn sdp_body(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
     Ok(sdp)
 }
 
+/// Bytes escaped in a path segment: all but RFC 3986's unreserved characters.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A resource path from its segments, each percent-encoded, so that an identity such as `a/b`
+/// or `../x` names exactly one resource.
+fn resource(segments: &[&str]) -> String {
+    segments
+        .iter()
+        .map(|s| format!("/{}", utf8_percent_encode(s, SEGMENT)))
+        .collect()
+}
+
 fn created(location: String, answer: String) -> Response {
     (
         StatusCode::CREATED,
@@ -81,7 +98,7 @@ pub async fn publish(
         tracks: vec![],
     };
     let answer = http_session::start_whip(&state.sfu, &room, info, offer, pending).await?;
-    Ok(created(format!("/whip/{room}/{}", claims.sub), answer))
+    Ok(created(resource(&["whip", &room, &claims.sub]), answer))
 }
 
 /// `DELETE /whip/{room}/{identity}`: stop publishing (the publisher itself or an admin).
@@ -113,7 +130,7 @@ pub async fn view(
     let pending = state.guard.pending(ip, &claims)?;
     let (answer, viewer) =
         http_session::start_whep(&state.sfu, &room, &identity, offer, pending).await?;
-    Ok(created(format!("/whep/{room}/{identity}/{viewer}"), answer))
+    Ok(created(resource(&["whep", &room, &identity, &viewer]), answer))
 }
 
 /// `DELETE /whep/{room}/{identity}/{viewer}`.
@@ -135,5 +152,28 @@ async fn stop(state: &AppState, room: &str, identity: &str) -> Result<StatusCode
         Err(ApiError::not_found(format!(
             "no session `{identity}` in room `{room}`"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_paths_escape_each_segment() {
+        assert_eq!(resource(&["whip", "r", "cam"]), "/whip/r/cam");
+        assert_eq!(resource(&["whip", "r", "a/b"]), "/whip/r/a%2Fb");
+        assert_eq!(
+            resource(&["whip", "r", "../../../evil"]),
+            "/whip/r/..%2F..%2F..%2Fevil"
+        );
+        assert_eq!(
+            resource(&["whep", "caf\u{e9}", "zo\u{eb} x", "whep-1"]),
+            "/whep/caf%C3%A9/zo%C3%AB%20x/whep-1"
+        );
+        assert_eq!(
+            resource(&["whip", "r", "a\nb?#%"]),
+            "/whip/r/a%0Ab%3F%23%25"
+        );
     }
 }
