@@ -73,6 +73,48 @@ pub enum AuthError {
     WrongRoom { token_room: String, room: String },
     #[error("access token has an empty `sub` (identity)")]
     EmptyIdentity,
+    #[error("access token claim `{claim}` {problem}")]
+    InvalidClaim {
+        claim: &'static str,
+        problem: String,
+    },
+}
+
+/// Longest identity (`sub`) and room name, in characters.
+pub const MAX_IDENTITY_CHARS: usize = 128;
+/// Longest display name, in characters.
+pub const MAX_NAME_CHARS: usize = 256;
+
+/// What is wrong with a claim, if anything. Identities and rooms end up in URLs, logs, file
+/// names and every participant list, so they must be printable, bounded, and name one path
+/// segment (`path_segment`: not `.` or `..`, which URL clients resolve away).
+fn claim_problem(value: &str, max_chars: usize, path_segment: bool) -> Option<String> {
+    let chars = value.chars().count();
+    if chars > max_chars {
+        return Some(format!(
+            "is {chars} characters long; the limit is {max_chars}"
+        ));
+    }
+    if let Some(c) = value.chars().find(|&c| !printable(c)) {
+        return Some(format!(
+            "contains the unprintable character U+{:04X}",
+            u32::from(c)
+        ));
+    }
+    if path_segment && matches!(value, "." | "..") {
+        return Some(format!("cannot be `{value}`"));
+    }
+    None
+}
+
+/// Not a control character, nor an invisible one that changes how text around it reads
+/// (zero-width, bidirectional overrides and isolates, byte-order mark).
+fn printable(c: char) -> bool {
+    !c.is_control()
+        && !matches!(
+            c,
+            '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+        )
 }
 
 /// Signs and verifies tokens with one HS256 secret.
@@ -128,6 +170,16 @@ impl TokenKeys {
         // miss every announcement addressed to the room's participants.
         if claims.sub.trim().is_empty() {
             return Err(AuthError::EmptyIdentity);
+        }
+        let checks = [
+            ("sub", &claims.sub, MAX_IDENTITY_CHARS, true),
+            ("room", &claims.room, MAX_IDENTITY_CHARS, true),
+            ("name", &claims.name, MAX_NAME_CHARS, false),
+        ];
+        for (claim, value, max, segment) in checks {
+            if let Some(problem) = claim_problem(value, max, segment) {
+                return Err(AuthError::InvalidClaim { claim, problem });
+            }
         }
         Ok(claims)
     }
@@ -187,6 +239,46 @@ mod tests {
         for sub in ["", "  "] {
             let token = keys.mint("r", sub, "n", Role::Host, Duration::from_secs(60));
             assert_eq!(keys.verify(&token), Err(AuthError::EmptyIdentity));
+        }
+    }
+
+    #[test]
+    fn unprintable_long_or_dot_claims_are_refused() {
+        let keys = TokenKeys::new("s");
+        let ttl = Duration::from_secs(60);
+        let long = "x".repeat(MAX_IDENTITY_CHARS + 1);
+        let long_name = "n".repeat(MAX_NAME_CHARS + 1);
+        let cases = [
+            (keys.mint("r", "a\nb", "n", Role::Host, ttl), "sub"),
+            (keys.mint("r", "a\0", "n", Role::Host, ttl), "sub"),
+            (keys.mint("r", "\u{202e}x", "n", Role::Host, ttl), "sub"),
+            (keys.mint("r", "a\u{200b}", "n", Role::Host, ttl), "sub"),
+            (keys.mint("r", &long, "n", Role::Host, ttl), "sub"),
+            (keys.mint("r", "..", "n", Role::Host, ttl), "sub"),
+            (keys.mint(".", "i", "n", Role::Host, ttl), "room"),
+            (keys.mint("r\t", "i", "n", Role::Host, ttl), "room"),
+            (keys.mint("r", "i", "a\u{7}", Role::Host, ttl), "name"),
+            (keys.mint("r", "i", &long_name, Role::Host, ttl), "name"),
+        ];
+        for (token, which) in cases {
+            match keys.verify(&token) {
+                Err(AuthError::InvalidClaim { claim, .. }) => assert_eq!(claim, which),
+                other => panic!("{which}: {other:?}"),
+            }
+        }
+        let fine = [
+            keys.mint("r", &"é".repeat(MAX_IDENTITY_CHARS), "..", Role::Host, ttl),
+            keys.mint(
+                "café",
+                "a/b c",
+                &"名".repeat(MAX_NAME_CHARS),
+                Role::Host,
+                ttl,
+            ),
+            keys.mint("r", "...", "Zoë 🎥", Role::Host, ttl),
+        ];
+        for token in fine {
+            assert!(keys.verify(&token).is_ok());
         }
     }
 

@@ -17,6 +17,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use signaling::protocol::MediaKind;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_tungstenite::tungstenite::{self};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::MediaStreamTrack;
@@ -178,4 +179,160 @@ async fn whip_and_whep_locations_are_percent_encoded() {
     let url = format!("{}{location}", server.base);
     assert_eq!(delete(&url, &viewer_token).await, StatusCode::OK);
     server.assert_clean_log();
+}
+
+/// Tokens whose claims are not printable, or too long, or not addressable in a URL.
+fn bad_claim_tokens(room: &str) -> Vec<(String, &'static str)> {
+    let keys = TokenKeys::new(DEV_SECRET);
+    let ttl = Duration::from_secs(600);
+    let long_sub = "x".repeat(129);
+    let long_name = "n".repeat(257);
+    vec![
+        (keys.mint(room, "a\nb", "n", Role::Participant, ttl), "sub"),
+        (keys.mint(room, "nul\0", "n", Role::Participant, ttl), "sub"),
+        (
+            keys.mint(room, "\u{202e}evil", "n", Role::Participant, ttl),
+            "sub",
+        ),
+        (
+            keys.mint(room, &long_sub, "n", Role::Participant, ttl),
+            "sub",
+        ),
+        (keys.mint(room, "..", "n", Role::Participant, ttl), "sub"),
+        (
+            keys.mint(room, "ok", "bell\u{7}", Role::Participant, ttl),
+            "name",
+        ),
+        (
+            keys.mint(room, "ok", &long_name, Role::Participant, ttl),
+            "name",
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unprintable_or_long_identities_are_refused_and_leave_no_ghost() {
+    let server = TestServer::start().await;
+    for (t, claim) in bad_claim_tokens("g") {
+        let (_peer, offer) = whip_offer().await;
+        let reply = server
+            .post_sdp("/whip/g", Some(&t), "application/sdp", offer)
+            .await;
+        let json = reply.json();
+        assert_eq!(
+            (reply.status, json["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_claim")),
+            "{}",
+            reply.body
+        );
+        assert!(json["message"].as_str().unwrap().contains(claim), "{json}");
+        let ws = tokio_tungstenite::connect_async(format!("{}/ws?token={t}", server.ws_base)).await;
+        match ws {
+            Err(tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status().as_u16(), 401)
+            }
+            other => panic!("expected a 401 refusal, got {:?}", other.map(|_| ())),
+        }
+        let listed = call(
+            Method::GET,
+            &format!("{}/api/webrtc/recordings", server.base),
+            Some(&t),
+        )
+        .await;
+        assert_eq!(listed.status, StatusCode::UNAUTHORIZED, "{}", listed.body);
+    }
+    assert_eq!(server.metric("capstan_participants").await, 0.0);
+    assert_eq!(server.metric("capstan_rooms").await, 0.0);
+    // The limits are in characters, and printable Unicode is fine.
+    let t = TokenKeys::new(DEV_SECRET).mint(
+        "g",
+        &"é".repeat(128),
+        &"名".repeat(256),
+        Role::Participant,
+        Duration::from_secs(600),
+    );
+    let (_peer, offer) = whip_offer().await;
+    let reply = server
+        .post_sdp("/whip/g", Some(&t), "application/sdp", offer)
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    server.assert_clean_log();
+}
+
+/// Status, JSON body (`Null` if not JSON) of a request.
+async fn raw(request: reqwest::RequestBuilder) -> (StatusCode, serde_json::Value) {
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_is_json() {
+    let server = TestServer::start().await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.base);
+    let host = token("j", "h", Role::Host);
+    let cases = [
+        (
+            client.get(url("/api/webrtc/recordings/x/download?file=first")),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            client
+                .get(url("/api/webrtc/recordings/%FF/download"))
+                .bearer_auth(&host),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            client
+                .post(url("/whip/j"))
+                .bearer_auth(&host)
+                .header("Content-Type", "application/sdp")
+                .body(vec![b'a'; 3 * 1024 * 1024]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            client.get(url("/no/such/route")),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            client.get(url("/whip/j")),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let (got, json) = raw(request).await;
+        assert_eq!(
+            (got, json["error"].as_str()),
+            (status, Some(code)),
+            "{json}"
+        );
+        assert!(
+            json["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{json}"
+        );
+    }
+    // The compatibility routes keep their envelope.
+    let (got, json) = raw(client
+        .post(url(
+            "/video-calls/j/recording/start?mode=tracks&mode=composite",
+        ))
+        .bearer_auth(&host))
+    .await;
+    assert_eq!(got, StatusCode::BAD_REQUEST, "{json}");
+    assert_eq!(json["success"], false, "{json}");
+    assert_eq!(json["error"], "bad_request", "{json}");
+    assert!(
+        json["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{json}"
+    );
 }

@@ -162,6 +162,8 @@ pub enum ErrorCode {
     InvalidRequest,
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// The route exists, not with this HTTP method.
+    MethodNotAllowed,
     // Negotiation.
     InvalidSdp,
     UnsupportedCodecs,
@@ -178,6 +180,8 @@ pub enum ErrorCode {
     // Access.
     Unauthorized,
     TokenExpired,
+    /// A token claim (`sub`, `name`, `room`) is unprintable or too long.
+    InvalidClaim,
     Forbidden,
     UrlExpired,
     InvalidSignature,
@@ -315,6 +319,8 @@ mod tests {
             (ErrorCode::UnsupportedMediaType, "unsupported_media_type"),
             (ErrorCode::NoMediaPort, "no_media_port"),
             (ErrorCode::TokenExpired, "token_expired"),
+            (ErrorCode::InvalidClaim, "invalid_claim"),
+            (ErrorCode::MethodNotAllowed, "method_not_allowed"),
             (ErrorCode::RecordingInProgress, "recording_in_progress"),
             (ErrorCode::InsufficientCapacity, "insufficient_capacity"),
             (ErrorCode::NotReady, "not_ready"),

@@ -2,11 +2,12 @@
 //! `{"success", "data", "message"}`. A call id is a room name.
 
 use super::access::{RoomHost, RoomMember};
+use super::extract::{Path, Query};
 use super::recordings::{control_for, recording_in_room, start_for, Action, StartQuery};
 use super::{ApiError, AppState};
 use crate::recording::catalog::ListFilter;
 use crate::recording::{RecError, RecordingState, Status};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -19,6 +20,7 @@ fn envelope(status: StatusCode, data: Value, message: &str) -> Response {
 
 /// Errors in the envelope too: `{"success": false, "data": null, "message", "error"}`.
 fn failure(e: ApiError) -> Response {
+    e.report();
     let body = json!({ "success": false, "data": null, "message": e.message, "error": e.code });
     (e.status, Json(body)).into_response()
 }
@@ -54,9 +56,9 @@ fn detail(r: &RecordingState) -> Value {
 pub async fn start(
     State(state): State<AppState>,
     host: Result<RoomHost, ApiError>,
-    Query(query): Query<StartQuery>,
+    query: Result<Query<StartQuery>, ApiError>,
 ) -> Response {
-    let result = async { start_for(&state, &host?, &query).await };
+    let result = async { start_for(&state, &host?, &query?.0).await };
     match result.await {
         Ok(r) => envelope(StatusCode::CREATED, summary(&r), "Recording started"),
         Err(e) => failure(e),
@@ -89,9 +91,12 @@ pub async fn stop(State(state): State<AppState>, host: Result<RoomHost, ApiError
 pub async fn get(
     State(state): State<AppState>,
     member: Result<RoomMember, ApiError>,
-    Path((_, id)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, ApiError>,
 ) -> Response {
-    let result = async { recording_in_room(&state, &member?.room, &id).await };
+    let result = async {
+        let Path((_, id)) = path?;
+        recording_in_room(&state, &member?.room, &id).await
+    };
     match result.await {
         Ok(r) => envelope(StatusCode::OK, detail(&r), "Recording found"),
         Err(e) => failure(e),
@@ -102,10 +107,11 @@ pub async fn get(
 pub async fn delete(
     State(state): State<AppState>,
     host: Result<RoomHost, ApiError>,
-    Path((_, id)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, ApiError>,
 ) -> Response {
     let result = async {
         let host = host?;
+        let Path((_, id)) = path?;
         let recording = recording_in_room(&state, &host.room, &id).await?;
         if recording.status.is_final() {
             state.recordings.delete(&id).await?;

@@ -8,6 +8,7 @@ use crate::sfu::http_session::StartError;
 use crate::sfu::peer::PeerError;
 use crate::sfu::room::JoinError;
 use crate::signed_url::UrlError;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -46,6 +47,7 @@ impl From<AuthError> for ApiError {
             AuthError::Missing | AuthError::Invalid(_) | AuthError::EmptyIdentity => {
                 (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized)
             }
+            AuthError::InvalidClaim { .. } => (StatusCode::UNAUTHORIZED, ErrorCode::InvalidClaim),
         };
         Self::new(status, code, e.to_string())
     }
@@ -149,8 +151,47 @@ impl From<TooManyPending> for ApiError {
     }
 }
 
+/// An extractor's refusal: its status, a code that fits it, and axum's explanation.
+fn rejection(status: StatusCode, text: String) -> ApiError {
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        s if s.is_server_error() => ErrorCode::Internal,
+        _ => ErrorCode::BadRequest,
+    };
+    ApiError::new(status, code, text)
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        rejection(e.status(), e.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        rejection(e.status(), e.body_text())
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(e: BytesRejection) -> Self {
+        rejection(e.status(), e.body_text())
+    }
+}
+
+impl ApiError {
+    /// Logs a server error (5xx); every error answer goes through here.
+    pub(super) fn report(&self) {
+        if self.status.is_server_error() {
+            tracing::error!(status = %self.status, code = ?self.code, "{}", self.message);
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        self.report();
         let body = serde_json::json!({ "error": self.code, "message": self.message });
         let mut response = (self.status, Json(body)).into_response();
         if let Some(after) = self.retry_after {
@@ -161,6 +202,20 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Answer for a path no route matches.
+pub async fn no_route() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+/// Answer for a route that exists, asked with another method.
+pub async fn wrong_method() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::MethodNotAllowed,
+        "this route does not take this method",
+    )
 }
 
 /// The bearer token of an `Authorization` header.

@@ -3,6 +3,7 @@
 mod access;
 mod compat;
 mod error;
+mod extract;
 mod guard;
 mod listener;
 mod ops;
@@ -91,7 +92,9 @@ pub fn router(state: AppState) -> Router {
         .merge(limited)
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics));
+        .route("/metrics", get(ops::metrics))
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::wrong_method);
     let router = match guard::cors(&state.config.limits) {
         Some(cors) => router.layer(cors).layer(from_fn_with_state(
             state.clone(),

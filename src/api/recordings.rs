@@ -3,6 +3,7 @@
 
 use super::access::{host_of, member_of, Admin, Caller, RoomHost, RoomMember};
 use super::error::bearer;
+use super::extract::{Path, Query};
 use super::{ApiError, AppState};
 use crate::auth::{unix_now, Claims, Role};
 use crate::recording::catalog::ListFilter;
@@ -11,7 +12,7 @@ use crate::recording::{RecError, RecordingParams, RecordingState, Status};
 use crate::signed_url::{Signature, UrlError};
 use crate::storage::Storage;
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;

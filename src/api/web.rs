@@ -1,8 +1,9 @@
 //! The call UI and development tokens.
 
+use super::extract::{Path, Query};
 use super::{ApiError, AppState};
 use crate::auth::Role;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;

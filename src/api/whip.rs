@@ -1,12 +1,13 @@
 //! WHIP publish (RFC 9725) and WHEP subscribe over HTTP.
 
 use super::access::RoomMember;
+use super::extract::{Body, Path};
 use super::guard::ClientIp;
 use super::{ApiError, AppState};
 use crate::auth::Role;
 use crate::sfu::http_session;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -87,7 +88,7 @@ pub async fn publish(
     RoomMember { claims, room }: RoomMember,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let offer = sdp_body(&headers, &body)?;
     let pending = state.guard.pending(ip, &claims)?;
@@ -124,13 +125,16 @@ pub async fn view(
     ClientIp(ip): ClientIp,
     Path((_, identity)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let offer = sdp_body(&headers, &body)?;
     let pending = state.guard.pending(ip, &claims)?;
     let (answer, viewer) =
         http_session::start_whep(&state.sfu, &room, &identity, offer, pending).await?;
-    Ok(created(resource(&["whep", &room, &identity, &viewer]), answer))
+    Ok(created(
+        resource(&["whep", &room, &identity, &viewer]),
+        answer,
+    ))
 }
 
 /// `DELETE /whep/{room}/{identity}/{viewer}`.

@@ -1,12 +1,13 @@
 //! `GET /ws?token=JWT`: the signaling WebSocket, bridged to a participant session.
 
+use super::extract::Query;
 use super::guard::{ClientIp, Limited};
 use super::{ApiError, AppState};
 use crate::auth::{AuthError, Claims};
 use crate::sfu::participant::{self, Incoming, Participant};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;

@@ -2,7 +2,7 @@
 
 use super::peer::{PeerError, PeerEvent};
 use super::publisher::{Flow, Publisher};
-use super::room::{JoinError, JoinRequest, RoomHandle, SessionCmd};
+use super::room::{JoinError, JoinRequest, Seat, SessionCmd};
 use super::subscriber::Subscription;
 use super::Sfu;
 use signaling::protocol::ParticipantInfo;
@@ -34,7 +34,6 @@ pub async fn start_whip<P: Send + Sync + 'static>(
     let (cmd_tx, cmds) = mpsc::unbounded_channel();
     let session_id = super::next_id();
     let identity = info.identity.clone();
-    let info_identity = identity.clone();
     let request = JoinRequest {
         info,
         session: cmd_tx,
@@ -42,27 +41,20 @@ pub async fn start_whip<P: Send + Sync + 'static>(
         visible: true,
     };
     let joined = sfu.join(room, true, request).await?;
-    let leave = move |room: &RoomHandle| room.leave(identity.clone(), session_id);
-    let (peer, events) = match sfu.peers.create().await {
-        Ok(created) => created,
-        Err(e) => {
-            leave(&joined.room);
-            return Err(e.into());
-        }
-    };
-    let mut publisher = Publisher::new(peer, events, info_identity, joined.room.clone());
+    let seat = Seat::new(joined.room.clone(), identity.clone(), session_id);
+    let (peer, events) = sfu.peers.create().await?;
+    let mut publisher = Publisher::new(peer, events, identity, joined.room);
     let answer = match publisher.answer(offer).await {
         Ok(answer) => answer,
         Err(e) => {
             publisher.peer.close().await;
-            leave(&joined.room);
             return Err(e.into());
         }
     };
     let connect_by = Instant::now() + sfu.peers.connect_timeout();
     tokio::spawn(async move {
         run_whip(&mut publisher, cmds, Connecting::new(connect_by, pending)).await;
-        leave(&joined.room);
+        drop(seat);
         publisher.peer.close().await;
     });
     Ok(answer)
@@ -148,23 +140,16 @@ pub async fn start_whep<P: Send + Sync + 'static>(
         visible: false,
     };
     let joined = sfu.join(room, false, request).await?;
+    let seat = Seat::new(joined.room.clone(), viewer.clone(), session_id);
     let tracks: Vec<_> = joined
         .tracks
         .iter()
         .filter(|t| t.publisher == publisher)
         .collect();
-    let leave = || joined.room.leave(viewer.clone(), session_id);
     if tracks.is_empty() {
-        leave();
         return Err(StartError::NoSuchPublisher(publisher.into()));
     }
-    let (peer, events) = match sfu.peers.create().await {
-        Ok(created) => created,
-        Err(e) => {
-            leave();
-            return Err(e.into());
-        }
-    };
+    let (peer, events) = sfu.peers.create().await?;
     let mut subscriptions = Vec::new();
     let answer = match peer.apply_offer(offer).await {
         Ok(()) => {
@@ -183,20 +168,17 @@ pub async fn start_whep<P: Send + Sync + 'static>(
         Err(e) => {
             subscriptions.iter().for_each(Subscription::stop_feeding);
             peer.close().await;
-            leave();
             return Err(e.into());
         }
     };
-    let room_handle = joined.room.clone();
-    let viewer_id = viewer.clone();
     let connecting = Connecting::new(Instant::now() + sfu.peers.connect_timeout(), pending);
     tokio::spawn(async move {
         run_whep(&subscriptions, events, cmds, connecting).await;
         futures::future::join_all(subscriptions.into_iter().map(|sub| sub.close(&peer.pc))).await;
-        room_handle.leave(viewer, session_id);
+        drop(seat);
         peer.close().await;
     });
-    Ok((answer, viewer_id))
+    Ok((answer, viewer))
 }
 
 async fn run_whep<P>(

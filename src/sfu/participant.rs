@@ -3,7 +3,7 @@
 
 use super::peer::{Peer, PeerError, PeerEvent, PeerEvents};
 use super::publisher::{next_event, Flow, Publisher};
-use super::room::{JoinError, JoinRequest, PublishedTrack, RoomHandle, SessionCmd};
+use super::room::{JoinError, JoinRequest, PublishedTrack, RoomHandle, Seat, SessionCmd};
 use super::subscriber::Subscription;
 use super::Sfu;
 use signaling::negotiation::SubscribeNegotiator;
@@ -60,10 +60,10 @@ pub async fn run(
         }
     };
     let identity = participant.info.identity.clone();
+    let seat = Seat::new(joined.room.clone(), identity.clone(), session_id);
     let mut session = match Session::new(&sfu, identity, joined.room.clone(), out.clone()).await {
         Ok(s) => s,
         Err(e) => {
-            joined.room.leave(participant.info.identity, session_id);
             tracing::error!("cannot create subscribe connection: {e}");
             let _ = out.send(fatal(ErrorCode::Internal, e.to_string())).await;
             return;
@@ -106,7 +106,7 @@ pub async fn run(
             break;
         }
     }
-    joined.room.leave(session.identity.clone(), session_id);
+    drop(seat);
     session.close().await;
 }
 

@@ -162,6 +162,32 @@ impl RoomHandle {
     }
 }
 
+/// A session's seat in a room: dropping it makes the member leave. Whoever joins holds one
+/// from the join on, so a join that fails half-way, or whose caller goes away (an HTTP client
+/// that hangs up during negotiation), leaves nobody behind.
+pub struct Seat {
+    room: RoomHandle,
+    identity: String,
+    session_id: u64,
+}
+
+impl Seat {
+    pub fn new(room: RoomHandle, identity: String, session_id: u64) -> Self {
+        Self {
+            room,
+            identity,
+            session_id,
+        }
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.room
+            .leave(std::mem::take(&mut self.identity), self.session_id);
+    }
+}
+
 pub(super) struct Room {
     name: String,
     generation: u64,
@@ -281,5 +307,42 @@ impl Room {
                 Effect::Participants(delta) => METRICS.participants.add(delta),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sfu::peer::PeerFactory;
+    use crate::sfu::Sfu;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn dropping_a_seat_leaves_the_room() {
+        let sfu = Sfu::start(PeerFactory::new(Default::default()), 4);
+        let (session, _cmds) = mpsc::unbounded_channel();
+        let info = ParticipantInfo {
+            identity: "a".into(),
+            name: "a".into(),
+            role: "participant".into(),
+            tracks: vec![],
+        };
+        let request = JoinRequest {
+            info,
+            session,
+            session_id: 7,
+            visible: true,
+        };
+        let joined = sfu.join("r", true, request).await.unwrap();
+        let seat = Seat::new(joined.room, "a".into(), 7);
+        assert!(sfu.find("r").await.is_some());
+        drop(seat);
+        for _ in 0..100 {
+            if sfu.find("r").await.is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the member stayed, so the room did too");
     }
 }
