@@ -24,6 +24,8 @@ use webrtc::media_stream::MediaStreamTrack;
 
 const TRACKS: &str = "recording_format=webm&mode=tracks";
 
+const COMPOSITE: &str = "recording_format=webm&mode=composite&quality=low";
+
 const WAIT: Duration = Duration::from_secs(30);
 
 fn token(room: &str, identity: &str, role: Role) -> String {
@@ -335,4 +337,89 @@ async fn every_error_is_json() {
         json["message"].as_str().is_some_and(|m| !m.is_empty()),
         "{json}"
     );
+}
+
+/// Sends `n` requests at once; the statuses and bodies of their answers.
+async fn at_once(
+    n: usize,
+    method: Method,
+    url: &str,
+    token: &str,
+) -> Vec<(StatusCode, serde_json::Value)> {
+    let replies =
+        futures::future::join_all((0..n).map(|_| call(method.clone(), url, Some(token)))).await;
+    replies.into_iter().map(|r| (r.status, r.body)).collect()
+}
+
+/// Asserts that every answer but `won` is a 409 naming the state, or a 404 once the
+/// recording is gone (when `gone_ok`).
+fn losers(replies: &[(StatusCode, serde_json::Value)], won: StatusCode, gone_ok: bool) {
+    for (status, body) in replies.iter().filter(|(s, _)| *s != won) {
+        match *status {
+            StatusCode::CONFLICT => {
+                assert_eq!(body["error"], "invalid_state", "{body}");
+                let message = body["message"].as_str().unwrap();
+                assert!(
+                    ["recording", "processing", "completed", "being deleted"]
+                        .iter()
+                        .any(|s| message.contains(s)),
+                    "{message}"
+                );
+            }
+            StatusCode::NOT_FOUND if gone_ok => {
+                assert_eq!(body["error"], "recording_not_found", "{body}")
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+}
+
+/// Asserts exactly one answer `won`, and [`losers`] for the others.
+fn one_winner(replies: &[(StatusCode, serde_json::Value)], won: StatusCode, gone_ok: bool) {
+    let winners = replies.iter().filter(|(s, _)| *s == won).count();
+    assert_eq!(winners, 1, "{replies:?}");
+    losers(replies, won, gone_ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_stops_and_deletes_have_exactly_one_winner() {
+    let server = TestServer::start().await;
+    let _p = Participant::join(&server, "c", "p").await;
+    let host = Host::new(&server, "c");
+    let room_url = |id: &str| format!("{}/api/webrtc/rooms/c/recording/{id}", server.base);
+
+    // 20 stops while the first is still finishing the files (a composite takes a while).
+    let id = id_of(&host.start(COMPOSITE).await.expect(StatusCode::CREATED));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stops = at_once(
+        20,
+        Method::POST,
+        &format!("{}/stop", room_url(&id)),
+        &host.token,
+    )
+    .await;
+    one_winner(&stops, StatusCode::OK, false);
+
+    // 20 deletes of the completed recording.
+    host.wait_status(&id, "completed", WAIT).await;
+    let deletes = at_once(20, Method::DELETE, &room_url(&id), &host.token).await;
+    one_winner(&deletes, StatusCode::NO_CONTENT, true);
+
+    // 10 stops racing 10 deletes: one stop, at most one delete.
+    let id = id_of(&host.start(TRACKS).await.expect(StatusCode::CREATED));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stop_url = format!("{}/stop", room_url(&id));
+    let delete_url = format!("{}/api/webrtc/recordings/{id}", server.base);
+    let (stops, deletes) = tokio::join!(
+        at_once(10, Method::POST, &stop_url, &host.token),
+        at_once(10, Method::DELETE, &delete_url, &host.token),
+    );
+    one_winner(&stops, StatusCode::OK, true);
+    let deleted = deletes
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::NO_CONTENT)
+        .count();
+    assert!(deleted <= 1, "{deletes:?}");
+    losers(&deletes, StatusCode::NO_CONTENT, true);
+    server.assert_clean_log();
 }

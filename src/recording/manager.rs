@@ -7,7 +7,7 @@ use super::admission::{Admission, Refusal};
 use super::budget::Budget;
 use super::catalog::ListFilter;
 use super::deliver::deliver;
-use super::running::{self, Action, SessionCmd, SessionTx};
+use super::running::{self, no_longer_running, Action, SessionCmd, SessionTx};
 use super::state::{RecordingState, Status, UploadPhase};
 use super::{recover, Ctx, RecError, RecordingEvent, RecordingParams};
 use crate::metrics::METRICS;
@@ -38,6 +38,10 @@ enum ManagerCmd {
     Ended(String),
     Deliver(Box<RecordingState>),
     Delivered(String),
+    /// Asks for the exclusive right to change a finished recording: true when granted, false
+    /// when it is live, being delivered, or claimed already.
+    Claim(String, oneshot::Sender<bool>),
+    Release(String),
 }
 
 /// Sessions and deliveries report back through this.
@@ -71,6 +75,21 @@ struct Manager {
     live: HashMap<String, SessionTx>,
     admission: Admission,
     delivering: HashSet<String>,
+    /// Finished recordings a request is changing (deleting, uploading again).
+    claimed: HashSet<String>,
+}
+
+/// The exclusive right to change a finished recording; released when dropped.
+struct Claim {
+    id: String,
+    manager: ManagerTx,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let id = std::mem::take(&mut self.id);
+        let _ = self.manager.0.send(ManagerCmd::Release(id));
+    }
 }
 
 impl Manager {
@@ -103,6 +122,13 @@ impl Manager {
                 ManagerCmd::Deliver(state) => self.deliver(*state),
                 ManagerCmd::Delivered(id) => {
                     self.delivering.remove(&id);
+                }
+                ManagerCmd::Claim(id, reply) => {
+                    let free = !self.live.contains_key(&id) && !self.delivering.contains(&id);
+                    let _ = reply.send(free && self.claimed.insert(id));
+                }
+                ManagerCmd::Release(id) => {
+                    self.claimed.remove(&id);
                 }
             }
         }
@@ -298,6 +324,7 @@ impl Recordings {
             me: me.clone(),
             live: HashMap::new(),
             delivering: HashSet::new(),
+            claimed: HashSet::new(),
         };
         manager.budget_metrics();
         tokio::spawn(manager.run(rx));
@@ -345,24 +372,49 @@ impl Recordings {
         .unwrap_or(Err(RecError::Stopped))
     }
 
-    /// Stop, pause, resume or cancel a running recording.
+    /// Stop, pause, resume or cancel a running recording. The session takes one action at a
+    /// time: of concurrent stops one wins, and the others learn that it is no longer running.
     pub async fn control(&self, id: &str, action: Action) -> Result<RecordingState, RecError> {
-        let Some(session) = self
+        if let Some(session) = self
             .ask(|r| ManagerCmd::Session(id.into(), r))
             .await
             .flatten()
-        else {
-            return match self.get(id).await? {
-                Some(s) => Err(RecError::Conflict(format!(
-                    "Recording is {}; it is no longer running",
-                    s.status.as_str()
-                ))),
-                None => Err(RecError::NotFound),
-            };
-        };
-        let (reply, rx) = oneshot::channel();
-        let _ = session.send(SessionCmd::Control(action, reply));
-        rx.await.unwrap_or(Err(RecError::NotFound))
+        {
+            let (reply, rx) = oneshot::channel();
+            if session.send(SessionCmd::Control(action, reply)).is_ok() {
+                if let Ok(result) = rx.await {
+                    return result;
+                }
+            }
+        }
+        // Not live, or it ended since the manager answered.
+        match self.ctx.catalog.get(id).await? {
+            Some(s) => Err(no_longer_running(s.status)),
+            None => Err(RecError::NotFound),
+        }
+    }
+
+    /// The exclusive right to change finished recording `id`; a conflict naming its status
+    /// while it runs or while another request changes it.
+    async fn claim(&self, id: &str) -> Result<Claim, RecError> {
+        if self.ask(|r| ManagerCmd::Claim(id.into(), r)).await == Some(true) {
+            return Ok(Claim {
+                id: id.into(),
+                manager: self.tx.clone(),
+            });
+        }
+        let state = self.get(id).await?.ok_or(RecError::NotFound)?;
+        Err(RecError::Conflict(if state.status.is_final() {
+            format!(
+                "Recording is {}; another request is already changing it",
+                state.status.as_str()
+            )
+        } else {
+            format!(
+                "Recording is {}; stop or cancel it first",
+                state.status.as_str()
+            )
+        }))
     }
 
     /// The live state of a running recording, or the catalog's.
@@ -423,7 +475,9 @@ impl Recordings {
     }
 
     /// Deletes a finished recording: its files (partial ones too), objects and catalog entry.
+    /// Of concurrent deletes one wins; the others get a conflict, or not found once it is gone.
     pub async fn delete(&self, id: &str) -> Result<(), RecError> {
+        let _claim = self.claim(id).await?;
         let state = self.get(id).await?.ok_or(RecError::NotFound)?;
         if !state.status.is_final() {
             return Err(RecError::Conflict(format!(
@@ -432,7 +486,9 @@ impl Recordings {
             )));
         }
         self.remove_files(&state).await?;
-        self.ctx.catalog.delete(id).await?;
+        if !self.ctx.catalog.delete(id).await? {
+            return Err(RecError::NotFound);
+        }
         Ok(())
     }
 
@@ -467,6 +523,7 @@ impl Recordings {
 
     /// Retries the upload of a recording whose upload failed (its local files were kept).
     pub async fn retry_upload(&self, id: &str) -> Result<RecordingState, RecError> {
+        let _claim = self.claim(id).await?;
         let mut state = self.ctx.catalog.get(id).await?.ok_or(RecError::NotFound)?;
         let upload_failed = state
             .metadata
@@ -550,5 +607,82 @@ impl Recordings {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recording::catalog::SqliteCatalog;
+    use crate::recording::config::RecordingArgs;
+    use crate::recording::Notifier;
+    use crate::sfu::peer::PeerFactory;
+    use crate::sfu::room::JoinRequest;
+    use crate::sfu::Sfu;
+    use crate::webhooks::Webhooks;
+    use futures::future::join_all;
+    use pipelines::{Format, Layout, Mode, Quality};
+    use signaling::protocol::ParticipantInfo;
+    use std::sync::Arc;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn of_concurrent_stops_and_deletes_exactly_one_wins() {
+        let data = tempfile::tempdir().unwrap();
+        let config = RecordingArgs::default().resolve(data.path()).unwrap();
+        let webhooks = Webhooks::new(config.webhooks.clone());
+        let sfu = Sfu::start(PeerFactory::new(Default::default()), 4);
+        let catalog = Arc::new(SqliteCatalog::open(&data.path().join("c.sqlite3")).unwrap());
+        let notifier = Notifier::new(sfu.clone(), webhooks);
+        let recordings = Recordings::start(config, catalog, Storage::Local, notifier).await;
+        let (session, _cmds) = mpsc::unbounded_channel();
+        let info = ParticipantInfo {
+            identity: "m".into(),
+            name: "m".into(),
+            role: "participant".into(),
+            tracks: vec![],
+        };
+        let request = JoinRequest {
+            info,
+            session,
+            session_id: 1,
+            visible: true,
+        };
+        let joined = sfu.join("r", true, request).await.unwrap();
+        let params = RecordingParams {
+            format: Format::Webm,
+            quality: Quality::Low,
+            mode: Mode::Composite,
+            layout: Layout::Grid,
+        };
+        let started = recordings
+            .start_recording("r", "host", params, joined.room)
+            .await
+            .unwrap();
+        let id = started.recording_id.as_str();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        // All 20 reach the session; the first stops it, the others wait behind it.
+        let stops = join_all((0..20).map(|_| recordings.control(id, Action::Stop))).await;
+        assert_eq!(stops.iter().filter(|r| r.is_ok()).count(), 1, "{stops:?}");
+        for refused in stops.iter().filter_map(|r| r.as_ref().err()) {
+            assert!(
+                matches!(refused, RecError::Conflict(m) if m.contains("completed")),
+                "{refused:?}"
+            );
+        }
+
+        let deletes = join_all((0..20).map(|_| recordings.delete(id))).await;
+        assert_eq!(
+            deletes.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{deletes:?}"
+        );
+        for refused in deletes.iter().filter_map(|r| r.as_ref().err()) {
+            assert!(
+                matches!(refused, RecError::Conflict(_) | RecError::NotFound),
+                "{refused:?}"
+            );
+        }
+        assert!(recordings.get(id).await.unwrap().is_none());
     }
 }

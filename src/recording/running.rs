@@ -211,12 +211,37 @@ impl Session {
             }
         }
         self.manager.ended(&self.state.recording_id);
+        self.refuse_late(commands);
+    }
+
+    /// Answers what was asked while the recording ended (e.g. stops queued behind the stop that
+    /// won): it is no longer running.
+    fn refuse_late(&self, mut commands: mpsc::UnboundedReceiver<SessionCmd>) {
+        commands.close();
+        while let Ok(cmd) = commands.try_recv() {
+            match cmd {
+                SessionCmd::Control(_, reply) => {
+                    let _ = reply.send(Err(no_longer_running(self.state.status)));
+                }
+                SessionCmd::Snapshot(reply) => {
+                    let _ = reply.send((self.state.clone(), self.recorder.health()));
+                }
+                SessionCmd::Shutdown(reply) => {
+                    let _ = reply.send(());
+                }
+            }
+        }
     }
 
     async fn command(&mut self, cmd: SessionCmd) -> Next {
         match cmd {
             SessionCmd::Control(action, reply) => {
                 let (result, next) = self.control(action).await;
+                if matches!(next, Next::Done) {
+                    // Before answering: a client that deletes the recording as soon as its stop
+                    // returns must find it no longer live. (`ended` is idempotent.)
+                    self.manager.ended(&self.state.recording_id);
+                }
                 let _ = reply.send(result);
                 next
             }
@@ -473,7 +498,10 @@ impl Session {
             .await;
         let state = self.state.clone();
         match self.ctx.storage {
-            Storage::Local => deliver(&self.ctx, state).await,
+            Storage::Local => {
+                self.state = deliver(&self.ctx, state).await;
+                self.state.clone()
+            }
             Storage::S3(_) => {
                 self.manager.deliver(state.clone());
                 state
@@ -526,6 +554,14 @@ impl Session {
             .commit(&mut self.state, Status::Failed, RecordingEvent::Failed)
             .await;
     }
+}
+
+/// The refusal of a control asked of a recording that has ended.
+pub(super) fn no_longer_running(status: Status) -> RecError {
+    RecError::Conflict(format!(
+        "Recording is {}; it is no longer running",
+        status.as_str()
+    ))
 }
 
 pub(super) fn file_entry(f: &pipelines::OutputFile) -> FileEntry {
