@@ -423,3 +423,73 @@ async fn concurrent_stops_and_deletes_have_exactly_one_winner() {
     losers(&deletes, StatusCode::NO_CONTENT, true);
     server.assert_clean_log();
 }
+
+/// An offer from a connection with `tracks` audio tracks that send nothing.
+async fn audio_offer(tracks: usize) -> String {
+    let (peer, _events) = client_factory().create().await.expect("pc");
+    for i in 0..tracks {
+        let track = TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "s".into(),
+            format!("audio{i}"),
+            format!("audio{i}"),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(rand::random()),
+                    ..Default::default()
+                },
+                codec: codec(MediaKind::Audio),
+                ..Default::default()
+            }],
+        ));
+        peer.pc
+            .add_track(Arc::new(track) as Arc<dyn TrackLocal>)
+            .await
+            .expect("add track");
+    }
+    peer.offer().await.expect("offer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_must_fit_their_route() {
+    let server = TestServer::start().await;
+    let t = token("o", "p", Role::Participant);
+    let (_peer, offer) = whip_offer().await;
+    let (viewer, _) = whep_offer_peer().await;
+    let recvonly = viewer.offer().await.unwrap();
+    assert!(offer.contains("a=mid:1"), "{offer}");
+    let cases = [
+        ("/whip/o", audio_offer(17).await, "m-lines"),
+        ("/whip/o", offer.replace("a=mid:1", "a=mid:0"), "mid"),
+        ("/whip/o", recvonly, "recvonly"),
+        (
+            "/whep/o/p",
+            offer.replace("a=sendrecv", "a=sendonly"),
+            "sendonly",
+        ),
+    ];
+    for (path, sdp, what) in cases {
+        let reply = server
+            .post_sdp(path, Some(&t), "application/sdp", sdp)
+            .await;
+        let json = reply.json();
+        assert_eq!(
+            (reply.status, json["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_sdp")),
+            "{path} {what}: {}",
+            reply.body
+        );
+        assert!(json["message"].as_str().unwrap().contains(what), "{json}");
+    }
+    // 16 sections are fine.
+    let reply = server
+        .post_sdp(
+            "/whip/o",
+            Some(&t),
+            "application/sdp",
+            audio_offer(16).await,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    server.assert_clean_log();
+}

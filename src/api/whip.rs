@@ -13,12 +13,12 @@ use axum::response::{IntoResponse, Response};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use signaling::protocol::ErrorCode;
 use signaling::protocol::ParticipantInfo;
-use signaling::sdp::{check_media_offer, OfferProblem};
+use signaling::sdp::{check_media_offer, OfferProblem, OfferRoute};
 
 /// Largest SDP body accepted.
 const MAX_SDP_BYTES: usize = 64 * 1024;
 
-fn sdp_body(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
+fn sdp_body(headers: &HeaderMap, body: &Bytes, route: OfferRoute) -> Result<String, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -44,9 +44,9 @@ fn sdp_body(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
             "SDP is not UTF-8",
         )
     })?;
-    check_media_offer(&sdp).map_err(|p| {
+    check_media_offer(&sdp, route).map_err(|p| {
         let code = match p {
-            OfferProblem::Malformed(_) => ErrorCode::InvalidSdp,
+            OfferProblem::Malformed(_) | OfferProblem::WrongDirection(_) => ErrorCode::InvalidSdp,
             OfferProblem::UnsupportedCodecs(_) => ErrorCode::UnsupportedCodecs,
         };
         ApiError::new(StatusCode::BAD_REQUEST, code, p.to_string())
@@ -90,7 +90,7 @@ pub async fn publish(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let offer = sdp_body(&headers, &body)?;
+    let offer = sdp_body(&headers, &body, OfferRoute::Publish)?;
     let pending = state.guard.pending(ip, &claims)?;
     let info = ParticipantInfo {
         identity: claims.sub.clone(),
@@ -127,7 +127,7 @@ pub async fn view(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let offer = sdp_body(&headers, &body)?;
+    let offer = sdp_body(&headers, &body, OfferRoute::Subscribe)?;
     let pending = state.guard.pending(ip, &claims)?;
     let (answer, viewer) =
         http_session::start_whep(&state.sfu, &room, &identity, offer, pending).await?;

@@ -11,7 +11,7 @@ use signaling::protocol::{
     decode_client_message, ClientMessage, ErrorCode, IceServer, ParticipantInfo, PeerRole,
     ServerMessage,
 };
-use signaling::sdp::{check_media_offer, OfferProblem};
+use signaling::sdp::{check_media_offer, OfferProblem, OfferRoute};
 use std::collections::HashMap;
 use tokio::sync::mpsc;
 use webrtc::peer_connection::RTCPeerConnectionState;
@@ -210,9 +210,11 @@ impl Session {
     }
 
     async fn on_publish_offer(&mut self, sdp: String) {
-        if let Err(problem) = check_media_offer(&sdp) {
+        if let Err(problem) = check_media_offer(&sdp, OfferRoute::Publish) {
             let code = match problem {
-                OfferProblem::Malformed(_) => ErrorCode::InvalidSdp,
+                OfferProblem::Malformed(_) | OfferProblem::WrongDirection(_) => {
+                    ErrorCode::InvalidSdp
+                }
                 OfferProblem::UnsupportedCodecs(_) => ErrorCode::UnsupportedCodecs,
             };
             return self.error(code, problem.to_string()).await;
