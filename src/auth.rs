@@ -67,8 +67,10 @@ pub enum AuthError {
     Missing,
     #[error("access token has expired")]
     Expired,
-    #[error("invalid access token: {0}")]
-    Invalid(String),
+    /// Forged, malformed, or signed another way; the detail is logged at debug level only, so
+    /// that clients learn nothing about the verifier.
+    #[error("invalid access token")]
+    Invalid,
     #[error("token is for room `{token_room}`, not `{room}`")]
     WrongRoom { token_room: String, room: String },
     #[error("access token has an empty `sub` (identity)")]
@@ -164,7 +166,10 @@ impl TokenKeys {
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::Invalid(e.to_string()),
+                _ => {
+                    tracing::debug!("access token refused: {e}");
+                    AuthError::Invalid
+                }
             })?;
         // Identities key room membership: an empty one would be nobody, and its holder would
         // miss every announcement addressed to the room's participants.
@@ -216,8 +221,32 @@ mod tests {
         let token = TokenKeys::new("a").mint("r", "i", "n", Role::Host, Duration::from_secs(60));
         assert!(matches!(
             TokenKeys::new("b").verify(&token),
-            Err(AuthError::Invalid(_))
+            Err(AuthError::Invalid)
         ));
+    }
+
+    #[test]
+    fn invalid_tokens_say_nothing_about_the_verifier() {
+        let keys = TokenKeys::new("s");
+        let claims = Claims {
+            sub: "i".into(),
+            name: "n".into(),
+            room: "r".into(),
+            role: Role::Host,
+            exp: unix_now().as_secs() + 60,
+        };
+        let other_algorithm = encode(
+            &Header::new(jsonwebtoken::Algorithm::HS512),
+            &claims,
+            &EncodingKey::from_secret(b"s"),
+        )
+        .unwrap();
+        let forged = TokenKeys::new("t").sign(&claims);
+        for token in [other_algorithm, forged, "x.y.z".into(), "garbage".into()] {
+            let e = keys.verify(&token).unwrap_err();
+            assert_eq!(e, AuthError::Invalid);
+            assert_eq!(e.to_string(), "invalid access token");
+        }
     }
 
     #[test]

@@ -493,3 +493,60 @@ async fn offers_must_fit_their_route() {
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     server.assert_clean_log();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheme_and_content_type_match_case_insensitively_and_token_errors_are_generic() {
+    let server = TestServer::start().await;
+    let client = reqwest::Client::new();
+    let t = token("k", "p", Role::Participant);
+    for (scheme, content_type) in [
+        ("bearer", "Application/SDP"),
+        ("BEARER", "application/SDP; charset=utf-8"),
+    ] {
+        let (_peer, offer) = whip_offer().await;
+        let response = client
+            .post(format!("{}/whip/k", server.base))
+            .header("Authorization", format!("{scheme} {t}"))
+            .header("Content-Type", content_type)
+            .body(offer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "{scheme} {content_type}"
+        );
+    }
+    let (got, json) = raw(client
+        .post(format!("{}/whip/k", server.base))
+        .bearer_auth(&t)
+        .header("Content-Type", "application/sdpx")
+        .body("v=0"))
+    .await;
+    assert_eq!(got, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{json}");
+
+    let forged =
+        TokenKeys::new("not-the-secret").mint("k", "x", "x", Role::Host, Duration::from_secs(60));
+    let claims = capstan::auth::Claims {
+        sub: "x".into(),
+        name: "x".into(),
+        room: "k".into(),
+        role: Role::Host,
+        exp: u64::MAX / 2,
+    };
+    let hs512 = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS512),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(DEV_SECRET.as_bytes()),
+    )
+    .unwrap();
+    for bad in [forged, hs512, "garbage".to_string()] {
+        let (got, json) = raw(client
+            .get(format!("{}/api/webrtc/recordings", server.base))
+            .bearer_auth(&bad))
+        .await;
+        assert_eq!(got, StatusCode::UNAUTHORIZED, "{json}");
+        assert_eq!(json["message"], "invalid access token", "{json}");
+    }
+}

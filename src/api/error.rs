@@ -44,7 +44,7 @@ impl From<AuthError> for ApiError {
         let (status, code) = match e {
             AuthError::WrongRoom { .. } => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
             AuthError::Expired => (StatusCode::UNAUTHORIZED, ErrorCode::TokenExpired),
-            AuthError::Missing | AuthError::Invalid(_) | AuthError::EmptyIdentity => {
+            AuthError::Missing | AuthError::Invalid | AuthError::EmptyIdentity => {
                 (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized)
             }
             AuthError::InvalidClaim { .. } => (StatusCode::UNAUTHORIZED, ErrorCode::InvalidClaim),
@@ -218,13 +218,39 @@ pub async fn wrong_method() -> ApiError {
     )
 }
 
-/// The bearer token of an `Authorization` header.
+/// The bearer token of an `Authorization` header (the scheme is case-insensitive, RFC 9110).
 pub fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, AuthError> {
-    headers
+    let value = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or(AuthError::Missing)
+        .ok_or(AuthError::Missing)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(AuthError::Missing)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(AuthError::Missing);
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{header::AUTHORIZATION, HeaderMap};
+
+    fn with(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer t", "bearer t", "BEARER  t ", " bEaReR t"] {
+            assert_eq!(bearer(&with(value)), Ok("t"), "{value}");
+        }
+        for value in ["Basic t", "Bearer", "Bearer  ", "Bearert", "t"] {
+            assert_eq!(bearer(&with(value)), Err(AuthError::Missing), "{value}");
+        }
+        assert_eq!(bearer(&HeaderMap::new()), Err(AuthError::Missing));
+    }
 }

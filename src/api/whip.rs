@@ -23,7 +23,7 @@ fn sdp_body(headers: &HeaderMap, body: &Bytes, route: OfferRoute) -> Result<Stri
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if !content_type.starts_with("application/sdp") {
+    if !is_sdp(content_type) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::UnsupportedMediaType,
@@ -52,6 +52,14 @@ fn sdp_body(headers: &HeaderMap, body: &Bytes, route: OfferRoute) -> Result<Stri
         ApiError::new(StatusCode::BAD_REQUEST, code, p.to_string())
     })?;
     Ok(sdp)
+}
+
+/// Whether a `Content-Type` is `application/sdp`, in any case and with any parameters.
+fn is_sdp(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case("application/sdp"))
 }
 
 /// Bytes escaped in a path segment: all but RFC 3986's unreserved characters.
@@ -162,6 +170,26 @@ async fn stop(state: &AppState, room: &str, identity: &str) -> Result<StatusCode
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sdp_content_types_match_in_any_case() {
+        for fine in [
+            "application/sdp",
+            "Application/SDP",
+            "application/sdp; charset=utf-8",
+            " APPLICATION/sdp ;x=y",
+        ] {
+            assert!(is_sdp(fine), "{fine}");
+        }
+        for wrong in [
+            "",
+            "text/plain",
+            "application/sdpx",
+            "application/sdp-x; a=b",
+        ] {
+            assert!(!is_sdp(wrong), "{wrong}");
+        }
+    }
 
     #[test]
     fn resource_paths_escape_each_segment() {
