@@ -239,7 +239,7 @@ pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
         });
     };
     serde_json::from_value(value).map_err(|e| {
-        let unknown = e.to_string().starts_with("unknown variant");
+        let unknown = is_unknown_type(&kind);
         DecodeError {
             code: if unknown {
                 ErrorCode::UnknownMessageType
@@ -253,6 +253,14 @@ pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
             },
         }
     })
+}
+
+/// Whether `kind` names no client message. A bare `{"type": kind}` fails on the tag itself
+/// for an unknown type, and on a missing field for a known one; so a known message with a bad
+/// field value (a `mute` whose `kind` is `screen`) is malformed, not of an unknown type.
+fn is_unknown_type(kind: &str) -> bool {
+    serde_json::from_value::<ClientMessage>(serde_json::json!({ "type": kind }))
+        .is_err_and(|e| e.to_string().starts_with("unknown variant"))
 }
 
 #[cfg(test)]
@@ -283,6 +291,19 @@ mod tests {
         let err = decode_client_message(r#"{"type":"dance"}"#).unwrap_err();
         assert_eq!(err.code, ErrorCode::UnknownMessageType);
         assert!(err.message.contains("dance"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_known_type_with_a_bad_value_is_malformed() {
+        for text in [
+            r#"{"type":"mute","kind":"screen","muted":true}"#,
+            r#"{"type":"mute","kind":"mute","muted":true}"#,
+            r#"{"type":"candidate","pc":"sideways","candidate":{"candidate":"c"}}"#,
+        ] {
+            let err = decode_client_message(text).unwrap_err();
+            assert_eq!(err.code, ErrorCode::MalformedMessage, "{text}: {err:?}");
+            assert!(err.message.starts_with("invalid `"), "{}", err.message);
+        }
     }
 
     #[test]
