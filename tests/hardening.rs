@@ -550,3 +550,37 @@ async fn scheme_and_content_type_match_case_insensitively_and_token_errors_are_g
         assert_eq!(json["message"], "invalid access token", "{json}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_range_gets_the_whole_file() {
+    let server = TestServer::start().await;
+    let _p = Participant::join(&server, "g", "p").await;
+    let host = Host::new(&server, "g");
+    let id = id_of(&host.start(TRACKS).await.expect(StatusCode::CREATED));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    host.act(&id, "stop").await.expect(StatusCode::OK);
+    let done = host.wait_status(&id, "completed", WAIT).await;
+    let size = done["files"][0]["size_bytes"].as_u64().unwrap();
+    let url = format!("{}/api/webrtc/recordings/{id}/download", server.base);
+    let get = |range: &'static str| {
+        let request = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(&host.token)
+            .header("Range", range);
+        async move {
+            let response = request.send().await.unwrap();
+            (
+                response.status(),
+                response.bytes().await.unwrap().len() as u64,
+            )
+        }
+    };
+    for malformed in ["bytes=abc", "bytes=5-2", "bytes", "lines=1-2", "bytes=--1"] {
+        assert_eq!(get(malformed).await, (StatusCode::OK, size), "{malformed}");
+    }
+    assert_eq!(get("bytes=0-9").await, (StatusCode::PARTIAL_CONTENT, 10));
+    assert_eq!(
+        get("bytes=999999999-").await.0,
+        StatusCode::RANGE_NOT_SATISFIABLE
+    );
+}

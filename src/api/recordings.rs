@@ -338,11 +338,45 @@ pub async fn download(
     }
 }
 
-async fn serve_file(path: &str, name: &str, request: Request) -> Result<Response, ApiError> {
+/// Whether a `Range` header is a well-formed `bytes` range set (RFC 9110 section 14.1.2).
+/// Another one is ignored, as the RFC asks, and the whole file served; a well-formed range
+/// that misses the file still gets 416.
+fn well_formed_range(value: &str) -> bool {
+    let Some((unit, set)) = value.split_once('=') else {
+        return false;
+    };
+    let number = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    unit.trim().eq_ignore_ascii_case("bytes")
+        && set
+            .split(',')
+            .map(str::trim)
+            .all(|spec| match spec.split_once('-') {
+                Some((first, "")) => number(first).is_some(),
+                Some(("", suffix)) => number(suffix).is_some(),
+                Some((first, last)) => {
+                    matches!((number(first), number(last)), (Some(a), Some(b)) if a <= b)
+                }
+                None => false,
+            })
+}
+
+async fn serve_file(path: &str, name: &str, mut request: Request) -> Result<Response, ApiError> {
     if !std::path::Path::new(path).exists() {
         return Err(ApiError::not_found(
             "Recording file is missing from local storage",
         ));
+    }
+    let malformed = request
+        .headers()
+        .get(header::RANGE)
+        .is_some_and(|v| !v.to_str().is_ok_and(well_formed_range));
+    if malformed {
+        request.headers_mut().remove(header::RANGE);
     }
     let mut response = tower_http::services::ServeFile::new(path)
         .oneshot(request)
@@ -408,6 +442,32 @@ mod tests {
             room: room.into(),
             role,
             exp: 0,
+        }
+    }
+
+    #[test]
+    fn only_well_formed_byte_ranges_count() {
+        for fine in [
+            "bytes=0-9",
+            "bytes=5-",
+            "bytes=-10",
+            "BYTES=0-0, 4-8",
+            "bytes=9-9",
+        ] {
+            assert!(well_formed_range(fine), "{fine}");
+        }
+        for malformed in [
+            "bytes=abc",
+            "bytes=5-2",
+            "bytes",
+            "bytes=",
+            "lines=1-2",
+            "bytes=--1",
+            "bytes=0-1,",
+            "bytes=+1-2",
+            "bytes=99999999999999999999-",
+        ] {
+            assert!(!well_formed_range(malformed), "{malformed}");
         }
     }
 
