@@ -584,3 +584,21 @@ async fn a_malformed_range_gets_the_whole_file() {
         StatusCode::RANGE_NOT_SATISFIABLE
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracks_recording_without_a_publisher_fails_with_no_media() {
+    let server = TestServer::start().await;
+    let _m = member(&server, "n", "m").await;
+    let host = Host::new(&server, "n");
+    let id = id_of(&host.start(TRACKS).await.expect(StatusCode::CREATED));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stopped = host.act(&id, "stop").await.expect(StatusCode::OK);
+    assert_eq!(stopped["status"], "failed", "{stopped}");
+    assert!(
+        stopped["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no media")),
+        "{stopped}"
+    );
+    assert_eq!(host.status(&id).await["status"], "failed");
+}

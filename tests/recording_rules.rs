@@ -47,7 +47,12 @@ fn id_of(v: &serde_json::Value) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn who_may_record_and_what_they_are_told() {
     let server = TestServer::start().await;
-    let _m = member(&server, "r", "m").await;
+    // A publisher, so that the tracks recording below has a file to complete.
+    let _m = Participant::join(&server, "r", "m").await;
+    wait_for("the member's tracks", WAIT, || async {
+        server.metric("capstan_published_tracks").await >= 2.0
+    })
+    .await;
     let host = Host::new(&server, "r");
     let start = |t: String| {
         let url = format!(
@@ -112,6 +117,7 @@ async fn who_may_record_and_what_they_are_told() {
         StatusCode::CONFLICT,
         "resume while recording"
     );
+    tokio::time::sleep(Duration::from_secs(1)).await; // media reaches the file
     host.act(&id, "pause").await.expect(StatusCode::OK);
     assert_eq!(host.act(&id, "pause").await.status, StatusCode::CONFLICT);
 
@@ -368,14 +374,23 @@ async fn auto_stop_reasons_land_in_metadata() {
     let g = id_of(&gone.start(TRACKS).await.expect(StatusCode::CREATED));
     leaver.leave().await;
 
-    for (host, id, reason) in [
-        (&quiet, &q, "no_media"),
-        (&long, &l, "max_duration"),
-        (&gone, &g, "room_empty"),
+    // A tracks recording nobody published to has no file: it fails with "no media".
+    for (host, id, reason, status) in [
+        (&quiet, &q, "no_media", "failed"),
+        (&long, &l, "max_duration", "completed"),
+        (&gone, &g, "room_empty", "failed"),
     ] {
-        let state = host.wait_status(id, "completed", WAIT).await;
+        let state = host.wait_status(id, status, WAIT).await;
         assert_eq!(state["metadata"]["stop_reason"], reason, "{state}");
         assert_eq!(state["metadata"]["auto_stopped"], true);
+        if status == "failed" {
+            assert!(
+                state["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("no media")),
+                "{state}"
+            );
+        }
     }
     // The rule fires on the recording timeline (4 s, looked at once a second); the duration is
     // the media the file holds, which ends up to a frame or a packet before the timeline.

@@ -12,7 +12,7 @@ use crate::metrics::METRICS;
 use crate::sfu::room::{PublishedTrack, RoomEvent, RoomHandle};
 use crate::storage::{room_dir, Storage};
 use pipelines::{
-    EventStream, Health, InputStats, Outcome, Recorder, RecorderEvent, RecordingRequest,
+    EventStream, Health, InputStats, Mode, Outcome, Recorder, RecorderEvent, RecordingRequest,
     RecordingSpec, TrackKind,
 };
 use std::collections::HashMap;
@@ -493,6 +493,14 @@ impl Session {
         };
         self.unhook();
         self.finished(outcome);
+        if self.state.mode == Mode::Tracks && self.state.files.is_empty() {
+            // Tracks mode writes a file per publisher: with none there is nothing to deliver.
+            self.state.error = Some("no media: nobody published during the recording".into());
+            self.ctx
+                .commit(&mut self.state, Status::Failed, RecordingEvent::Failed)
+                .await;
+            return self.state.clone();
+        }
         self.ctx
             .commit(&mut self.state, Status::Processing, RecordingEvent::Stopped)
             .await;
