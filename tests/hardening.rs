@@ -10,6 +10,7 @@ use common::peer::{
 };
 use common::recording::{call, Host};
 use common::{wait_for, TestServer};
+use futures::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -17,7 +18,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use signaling::protocol::MediaKind;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::{self};
+use tokio_tungstenite::tungstenite::{self, Message};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::MediaStreamTrack;
@@ -601,4 +602,31 @@ async fn a_tracks_recording_without_a_publisher_fails_with_no_media() {
         "{stopped}"
     );
     assert_eq!(host.status(&id).await["status"], "failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_frame_closes_the_socket_with_1009() {
+    let server = TestServer::start().await;
+    let t = token("w", "p", Role::Participant);
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}/ws?token={t}", server.ws_base))
+        .await
+        .expect("connect");
+    let big = format!(
+        r#"{{"type":"publish_offer","sdp":"{}"}}"#,
+        "a".repeat(2 << 20)
+    );
+    ws.send(Message::Text(big.into())).await.expect("send");
+    let close = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(frame) = ws.next().await {
+            match frame {
+                Ok(Message::Close(frame)) => return frame,
+                Ok(_) => continue,
+                Err(e) => panic!("socket ended without a close frame: {e}"),
+            }
+        }
+        panic!("socket ended without a close frame")
+    })
+    .await
+    .expect("a close frame within 10 s");
+    assert_eq!(close.map(|f| u16::from(f.code)), Some(1009));
 }

@@ -6,7 +6,7 @@ use super::{ApiError, AppState};
 use crate::auth::{AuthError, Claims};
 use crate::sfu::participant::{self, Incoming, Participant};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
@@ -16,8 +16,9 @@ use signaling::protocol::{
 };
 use tokio::sync::mpsc;
 
-/// Frames above this close the socket outright; between [`MAX_MESSAGE_BYTES`] and this they
-/// get a `message_too_large` error and the connection stays up.
+/// Frames above this close the socket with code 1009 (message too big); between
+/// [`MAX_MESSAGE_BYTES`] and this they get a `message_too_large` error and the connection
+/// stays up.
 const HARD_FRAME_LIMIT: usize = 1024 * 1024;
 
 #[derive(Deserialize)]
@@ -50,6 +51,7 @@ pub async fn upgrade(
     };
     Ok(ws
         .max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket| bridge(socket, state, participant, sender)))
 }
 
@@ -83,6 +85,18 @@ fn ice_servers(state: &AppState) -> Vec<IceServer> {
     }]
 }
 
+/// How the server closes after a read error: 1009 for a message above [`HARD_FRAME_LIMIT`].
+fn close_after(error: axum::Error) -> Option<CloseFrame> {
+    let too_big = error
+        .into_inner()
+        .downcast_ref::<tungstenite::Error>()
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
+    too_big.then(|| CloseFrame {
+        code: close_code::SIZE,
+        reason: format!("messages are limited to {HARD_FRAME_LIMIT} bytes").into(),
+    })
+}
+
 async fn bridge(socket: WebSocket, state: AppState, participant: Participant, sender: Sender) {
     let (mut sink, mut stream) = socket.split();
     let (in_tx, in_rx) = mpsc::channel(32);
@@ -93,6 +107,7 @@ async fn bridge(socket: WebSocket, state: AppState, participant: Participant, se
         in_rx,
         out_tx,
     ));
+    let mut close = None;
     loop {
         tokio::select! {
             frame = stream.next() => {
@@ -115,7 +130,11 @@ async fn bridge(socket: WebSocket, state: AppState, participant: Participant, se
                         message: "binary frames are not part of the protocol; send JSON text".into(),
                     },
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                    Some(Err(e)) => {
+                        close = close_after(e);
+                        break;
+                    }
+                    Some(Ok(Message::Close(_))) | None => break,
                 };
                 if in_tx.send(incoming).await.is_err() {
                     break;
@@ -134,5 +153,5 @@ async fn bridge(socket: WebSocket, state: AppState, participant: Participant, se
     drop(in_tx);
     drop(out_rx);
     let _ = session.await;
-    let _ = sink.send(Message::Close(None)).await;
+    let _ = sink.send(Message::Close(close)).await;
 }
