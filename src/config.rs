@@ -56,6 +56,10 @@ pub struct ServeArgs {
     pub ice_connect_timeout: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// How often the signaling WebSocket pings each client (default 20s); a client silent for
+    /// two intervals is dropped.
+    #[arg(long, env = "CAPSTAN_WS_PING_INTERVAL")]
+    pub ws_ping_interval: Option<String>,
     #[command(flatten)]
     pub recording: RecordingArgs,
 }
@@ -257,6 +261,7 @@ struct FileConfig {
     ice_connect_timeout: Option<String>,
     /// The `[limits]` table.
     limits: Option<LimitArgs>,
+    ws_ping_interval: Option<String>,
     /// The `[recording]` table.
     recording: Option<RecordingArgs>,
 }
@@ -273,6 +278,7 @@ pub struct Config {
     pub rtc: RtcConfig,
     pub max_participants: usize,
     pub limits: Limits,
+    pub ws_ping_interval: Duration,
     pub recording: RecordingConfig,
 }
 
@@ -295,6 +301,12 @@ impl Config {
             "CAPSTAN_DOWNLOAD_URL_TTL",
             Duration::from_secs(300),
             (Duration::from_secs(1), "1s"),
+        )?;
+        let ws_ping_interval = setting::duration(
+            args.ws_ping_interval.or(file.ws_ping_interval).as_deref(),
+            "CAPSTAN_WS_PING_INTERVAL",
+            Duration::from_secs(20),
+            (Duration::from_millis(100), "100ms"),
         )?;
         let defaults = RtcConfig::default();
         let rtc = RtcConfig {
@@ -347,6 +359,7 @@ impl Config {
             rtc,
             max_participants,
             limits,
+            ws_ping_interval,
             recording,
         })
     }
@@ -398,6 +411,24 @@ mod tests {
         assert_eq!(c.rtc, RtcConfig::default());
         assert_eq!(c.max_participants, 16);
         assert_eq!(c.download_url_ttl, Duration::from_secs(300));
+        assert_eq!(c.ws_ping_interval, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn ws_ping_interval() {
+        let every = |text: &str| {
+            Config::resolve(ServeArgs {
+                dev: true,
+                ws_ping_interval: Some(text.into()),
+                ..Default::default()
+            })
+            .map(|c| c.ws_ping_interval)
+        };
+        assert_eq!(every("300ms"), Ok(Duration::from_millis(300)));
+        assert_eq!(every("1m"), Ok(Duration::from_secs(60)));
+        for bad in ["0s", "50ms", "often"] {
+            assert!(every(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -630,3 +630,32 @@ async fn an_oversized_frame_closes_the_socket_with_1009() {
     .expect("a close frame within 10 s");
     assert_eq!(close.map(|f| u16::from(f.code)), Some(1009));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_websocket_clients_are_dropped() {
+    let server = TestServer::start_with(&[("CAPSTAN_WS_PING_INTERVAL", "300ms")]).await;
+    let url = |who: &str| {
+        let t = token("p", who, Role::Participant);
+        format!("{}/ws?token={t}", server.ws_base)
+    };
+    // A live client reads, so its WebSocket library answers the pings.
+    let (mut live, _) = tokio_tungstenite::connect_async(url("live")).await.unwrap();
+    let reader = tokio::spawn(async move { while let Some(Ok(_)) = live.next().await {} });
+    // A dead one never reads again: no pongs, nothing.
+    let (_dead, _) = tokio_tungstenite::connect_async(url("dead")).await.unwrap();
+    let participants = || async { server.metric("capstan_participants").await };
+    wait_for("both to join", WAIT, || async {
+        participants().await == 2.0
+    })
+    .await;
+    wait_for(
+        "the silent client to be dropped",
+        Duration::from_secs(5),
+        || async { participants().await == 1.0 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(participants().await, 1.0, "the live client stays");
+    assert!(!reader.is_finished());
+    reader.abort();
+}

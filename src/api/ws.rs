@@ -15,6 +15,7 @@ use signaling::protocol::{
     ErrorCode, IceServer, ParticipantInfo, ServerMessage, MAX_MESSAGE_BYTES,
 };
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// Frames above this close the socket with code 1009 (message too big); between
 /// [`MAX_MESSAGE_BYTES`] and this they get a `message_too_large` error and the connection
@@ -97,7 +98,13 @@ fn close_after(error: axum::Error) -> Option<CloseFrame> {
     })
 }
 
+/// Bridges the socket and the participant session. The server pings every
+/// `ws_ping_interval`; a client that sent nothing, not even a pong, for two intervals is
+/// dropped (its connection died without a close).
 async fn bridge(socket: WebSocket, state: AppState, participant: Participant, sender: Sender) {
+    let every = state.config.ws_ping_interval;
+    let mut ping = tokio::time::interval_at(Instant::now() + every, every);
+    let mut last_heard = Instant::now();
     let (mut sink, mut stream) = socket.split();
     let (in_tx, in_rx) = mpsc::channel(32);
     let (out_tx, mut out_rx) = mpsc::channel(64);
@@ -110,7 +117,17 @@ async fn bridge(socket: WebSocket, state: AppState, participant: Participant, se
     let mut close = None;
     loop {
         tokio::select! {
+            _ = ping.tick() => {
+                if last_heard.elapsed() >= 2 * every {
+                    tracing::info!("dropping a WebSocket client silent for {:?}", last_heard.elapsed());
+                    break;
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
             frame = stream.next() => {
+                last_heard = Instant::now();
                 if let Some(Ok(Message::Text(_) | Message::Binary(_))) = &frame {
                     if let Err(limited) = state.guard.admit(sender.ip, Some(&sender.claims)) {
                         if in_tx.send(rate_limited(limited)).await.is_err() {
