@@ -33,9 +33,27 @@ fn token(room: &str, identity: &str, role: Role) -> String {
     TokenKeys::new(DEV_SECRET).mint(room, identity, identity, role, Duration::from_secs(600))
 }
 
-/// A member who publishes nothing (keeps the room open cheaply).
+/// A member who publishes nothing (keeps the room open cheaply), once the server counts it.
 async fn member(server: &TestServer, room: &str, identity: &str) -> Participant {
-    Participant::join_with(server, room, identity, false, MediaOptions::default()).await
+    let before = server.metric("capstan_participants").await;
+    let member =
+        Participant::join_with(server, room, identity, false, MediaOptions::default()).await;
+    wait_for(&format!("{identity} to join"), WAIT, || async {
+        server.metric("capstan_participants").await > before
+    })
+    .await;
+    member
+}
+
+/// A member publishing test media, once both its tracks are published.
+async fn publisher(server: &TestServer, room: &str, identity: &str) -> Participant {
+    let before = server.metric("capstan_published_tracks").await;
+    let publisher = Participant::join(server, room, identity).await;
+    wait_for(&format!("{identity}'s tracks"), WAIT, || async {
+        server.metric("capstan_published_tracks").await >= before + 2.0
+    })
+    .await;
+    publisher
 }
 
 fn id_of(v: &serde_json::Value) -> String {
@@ -264,7 +282,20 @@ async fn unprintable_or_long_identities_are_refused_and_leave_no_ghost() {
 
 /// Status, JSON body (`Null` if not JSON) of a request.
 async fn raw(request: reqwest::RequestBuilder) -> (StatusCode, serde_json::Value) {
-    let response = request.send().await.expect("request");
+    // A server refusing a large body closes the connection before reading all of it; the
+    // client may then see the reset instead of the answer. That is the transport, so retry.
+    let mut attempts = 0;
+    let response = loop {
+        let attempt = request.try_clone().expect("a request with a buffered body");
+        match attempt.send().await {
+            Ok(response) => break response,
+            Err(e) if attempts < 5 => {
+                attempts += 1;
+                eprintln!("retrying after a transport error: {e}");
+            }
+            Err(e) => panic!("request failed 6 times: {e}"),
+        }
+    };
     let status = response.status();
     let text = response.text().await.expect("body");
     (
@@ -385,7 +416,7 @@ fn one_winner(replies: &[(StatusCode, serde_json::Value)], won: StatusCode, gone
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_stops_and_deletes_have_exactly_one_winner() {
     let server = TestServer::start().await;
-    let _p = Participant::join(&server, "c", "p").await;
+    let _p = publisher(&server, "c", "p").await;
     let host = Host::new(&server, "c");
     let room_url = |id: &str| format!("{}/api/webrtc/rooms/c/recording/{id}", server.base);
 
@@ -555,7 +586,7 @@ async fn scheme_and_content_type_match_case_insensitively_and_token_errors_are_g
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_range_gets_the_whole_file() {
     let server = TestServer::start().await;
-    let _p = Participant::join(&server, "g", "p").await;
+    let _p = publisher(&server, "g", "p").await;
     let host = Host::new(&server, "g");
     let id = id_of(&host.start(TRACKS).await.expect(StatusCode::CREATED));
     tokio::time::sleep(Duration::from_secs(2)).await;
