@@ -71,7 +71,10 @@ proptest! {
             }
             Err(e) => prop_assert!(matches!(
                 e,
-                AuthError::Invalid(_) | AuthError::Expired | AuthError::EmptyIdentity
+                AuthError::Invalid
+                    | AuthError::Expired
+                    | AuthError::EmptyIdentity
+                    | AuthError::InvalidClaim { .. }
             ), "{e:?}"),
         }
     }

@@ -9,7 +9,7 @@ mod support;
 use proptest::prelude::*;
 use signaling::protocol::{decode_client_message, ClientMessage, ErrorCode, MAX_MESSAGE_BYTES};
 use signaling::sdp::{
-    announce_address, check_media_offer, extmap_id, OfferProblem, AUDIO_LEVEL_URI,
+    announce_address, check_media_offer, extmap_id, OfferProblem, OfferRoute, AUDIO_LEVEL_URI,
 };
 use support::munge::{edit, munge, CHROMIUM_OFFER};
 
@@ -96,10 +96,14 @@ proptest! {
     #[test]
     fn munged_offers_are_accepted_or_refused_with_a_reason(edits in prop::collection::vec(edit(), 1..8)) {
         let sdp = munge(&edits);
-        match check_media_offer(&sdp) {
-            Ok(()) => prop_assert!(sdp.contains("m=audio") || sdp.contains("m=video")),
-            Err(OfferProblem::Malformed(m) | OfferProblem::UnsupportedCodecs(m)) => {
-                prop_assert!(!m.is_empty())
+        for route in [OfferRoute::Publish, OfferRoute::Subscribe] {
+            match check_media_offer(&sdp, route) {
+                Ok(()) => prop_assert!(sdp.contains("m=audio") || sdp.contains("m=video")),
+                Err(
+                    OfferProblem::Malformed(m)
+                    | OfferProblem::WrongDirection(m)
+                    | OfferProblem::UnsupportedCodecs(m),
+                ) => prop_assert!(!m.is_empty()),
             }
         }
         let _ = extmap_id(&sdp, AUDIO_LEVEL_URI);
@@ -109,7 +113,7 @@ proptest! {
 
     #[test]
     fn arbitrary_text_is_never_a_valid_offer_unless_it_is_sdp(text in "\\PC{0,300}") {
-        if check_media_offer(&text).is_ok() {
+        if check_media_offer(&text, OfferRoute::Publish).is_ok() {
             prop_assert!(text.trim_start().starts_with("v=0"));
         }
     }
@@ -117,7 +121,7 @@ proptest! {
 
 #[test]
 fn the_unmunged_offer_is_accepted() {
-    check_media_offer(CHROMIUM_OFFER).unwrap();
+    check_media_offer(CHROMIUM_OFFER, OfferRoute::Publish).unwrap();
     assert_eq!(extmap_id(CHROMIUM_OFFER, AUDIO_LEVEL_URI), Some(1));
     assert!(matches!(
         decode_client_message(r#"{"type":"leave"}"#),
