@@ -140,8 +140,12 @@ fn main() {
         tokio::time::sleep(SETTLE).await;
         let before = figures(&server).await;
         let deadline = Instant::now() + Duration::from_secs(seconds);
+        // RSS after each cycle: a leak grows it by the same amount every cycle, allocator
+        // arenas and caches level off.
+        let mut rss_series = Vec::new();
         while Instant::now() < deadline {
             cycle(&server, tally.cycles, &mut tally).await;
+            rss_series.push(rss_kib(server.pid()) / 1024);
         }
         tokio::time::sleep(SETTLE).await;
         let after = figures(&server).await;
@@ -161,6 +165,13 @@ fn main() {
         println!("| open fds | {} | {} |", before.fds, after.fds);
         println!("| UDP sockets | {} | {} |", before.udp, after.udp);
         println!("| tokio tasks | {} | {} |", before.tasks, after.tasks);
+        let quarters: Vec<String> = (1..=4)
+            .filter_map(|q| {
+                let i = (rss_series.len() * q / 4).checked_sub(1)?;
+                Some(format!("cycle {}: {} MiB", i + 2, rss_series[i]))
+            })
+            .collect();
+        println!("RSS after cycles: {}", quarters.join(", "));
         println!(
             "5xx answers: {} of {} API/WHIP requests",
             tally.server_errors, tally.requests
