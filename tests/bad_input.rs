@@ -5,7 +5,7 @@ mod common;
 
 use capstan::auth::{Claims, Role, TokenKeys, DEV_SECRET};
 use common::peer::{client_factory, whep_offer_peer, Participant};
-use common::{wait_for, TestServer};
+use common::{assert_json_error, wait_for, TestServer};
 use futures::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use signaling::protocol::{ErrorCode, ServerMessage, MAX_MESSAGE_BYTES};
@@ -316,15 +316,7 @@ async fn whip_and_whep_refuse_bad_requests_precisely() {
             .post_sdp("/whip/h", token.as_deref(), ctype, body)
             .await;
         let (got, json) = (reply.status, reply.json());
-        assert_eq!(
-            (got, json["error"].as_str()),
-            (status, Some(code)),
-            "{json}"
-        );
-        assert!(
-            json["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "{json}"
-        );
+        assert_json_error(got, &json, status, code);
     }
     let (viewer, _) = whep_offer_peer().await;
     let offer = viewer.offer().await.unwrap();

@@ -8,8 +8,8 @@ use capstan::sfu::peer::{codec, Peer};
 use common::peer::{
     client_factory, publish_test_media, whep_offer_peer, MediaOptions, Participant,
 };
-use common::recording::{call, Host};
-use common::{wait_for, TestServer};
+use common::recording::{call, delete, id_of, Host};
+use common::{assert_json_error, wait_for, TestServer};
 use futures::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use rtc::rtp_transceiver::rtp_sender::{
@@ -54,13 +54,6 @@ async fn publisher(server: &TestServer, room: &str, identity: &str) -> Participa
     })
     .await;
     publisher
-}
-
-fn id_of(v: &serde_json::Value) -> String {
-    v["recording_id"]
-        .as_str()
-        .expect("recording_id")
-        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,16 +127,6 @@ async fn whip_offer() -> (Peer, String) {
     }
     let offer = peer.offer().await.expect("offer");
     (peer, offer)
-}
-
-async fn delete(url: &str, token: &str) -> StatusCode {
-    reqwest::Client::new()
-        .delete(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("DELETE")
-        .status()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,15 +328,7 @@ async fn every_error_is_json() {
     ];
     for (request, status, code) in cases {
         let (got, json) = raw(request).await;
-        assert_eq!(
-            (got, json["error"].as_str()),
-            (status, Some(code)),
-            "{json}"
-        );
-        assert!(
-            json["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "{json}"
-        );
+        assert_json_error(got, &json, status, code);
     }
     // The compatibility routes keep their envelope.
     let (got, json) = raw(client
@@ -362,13 +337,8 @@ async fn every_error_is_json() {
         ))
         .bearer_auth(&host))
     .await;
-    assert_eq!(got, StatusCode::BAD_REQUEST, "{json}");
+    assert_json_error(got, &json, StatusCode::BAD_REQUEST, "bad_request");
     assert_eq!(json["success"], false, "{json}");
-    assert_eq!(json["error"], "bad_request", "{json}");
-    assert!(
-        json["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{json}"
-    );
 }
 
 /// Sends `n` requests at once; the statuses and bodies of their answers.

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::http::HeaderMap;
 use capstan::auth::{Role, TokenKeys, DEV_SECRET};
 use common::peer::{MediaOptions, Participant};
-use common::recording::{call, Host};
+use common::recording::{call, id_of, Host};
 use common::{wait_for, TestServer};
 use reqwest::{Method, StatusCode};
 use std::sync::{Arc, Mutex};
@@ -35,13 +35,6 @@ fn expired_host_token() -> String {
         role: Role::Host,
         exp: now - 60,
     })
-}
-
-fn id_of(v: &serde_json::Value) -> String {
-    v["recording_id"]
-        .as_str()
-        .expect("recording_id")
-        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

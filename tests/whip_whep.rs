@@ -7,6 +7,7 @@ use common::media::{HEIGHT, WIDTH};
 use common::peer::{
     client_factory, decode_incoming, publish_test_media, whep_offer_peer, SeenHandle,
 };
+use common::recording::delete;
 use common::{wait_for, TestServer};
 use reqwest::StatusCode;
 use signaling::protocol::MediaKind;
@@ -23,16 +24,6 @@ async fn post_sdp(
         .post_sdp(path, Some(token), "application/sdp", sdp)
         .await;
     (reply.status, reply.location, reply.body)
-}
-
-async fn delete(url: &str, token: &str) -> StatusCode {
-    reqwest::Client::new()
-        .delete(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("DELETE")
-        .status()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

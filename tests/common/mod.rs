@@ -234,6 +234,24 @@ fn free_port() -> u16 {
 }
 
 /// Polls `check` every 100 ms until it holds; panics with `what` after `timeout`.
+/// Asserts a JSON error answer: its status, its `error` code and a non-empty `message`.
+pub fn assert_json_error(
+    got: reqwest::StatusCode,
+    json: &serde_json::Value,
+    status: reqwest::StatusCode,
+    code: &str,
+) {
+    assert_eq!(
+        (got, json["error"].as_str()),
+        (status, Some(code)),
+        "{json}"
+    );
+    assert!(
+        json["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{json}"
+    );
+}
+
 pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, check: F)
 where
     F: FnMut() -> Fut,

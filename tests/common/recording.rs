@@ -41,6 +41,25 @@ pub async fn call(method: reqwest::Method, url: &str, token: Option<&str>) -> Re
     Reply { status, body }
 }
 
+/// The `recording_id` of a recording's JSON.
+pub fn id_of(v: &Value) -> String {
+    v["recording_id"]
+        .as_str()
+        .expect("recording_id")
+        .to_string()
+}
+
+/// `DELETE url` with a bearer token; the status.
+pub async fn delete(url: &str, token: &str) -> StatusCode {
+    reqwest::Client::new()
+        .delete(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("DELETE")
+        .status()
+}
+
 impl Host {
     pub fn new(server: &TestServer, room: &str) -> Self {
         Host {
