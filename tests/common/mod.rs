@@ -5,6 +5,7 @@
 #[path = "../../pipelines/tests/common/check.rs"]
 pub mod check;
 pub mod cutting_proxy;
+pub mod impair;
 pub mod media;
 pub mod moto;
 pub mod peer;

@@ -1,0 +1,151 @@
+//! An impaired link in user space (this kernel has no netem): seeded random and burst loss,
+//! delay with jitter and reordering, duplication and a bandwidth cap with a bounded queue.
+//!
+//! [`Link`] is the pure core: it decides what happens to each packet from its length and the
+//! current instant, which the caller passes in, so tests drive it on a synthetic clock and the
+//! same seed gives the same decisions.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::time::{Duration, Instant};
+
+/// Burst loss: a two-state Markov chain stepped once per packet; in the bad state a packet is
+/// lost with `loss_in_bad`. Bursts last `1 / p_bad_to_good` packets on average.
+#[derive(Clone, Copy, Debug)]
+pub struct GilbertElliott {
+    pub p_good_to_bad: f64,
+    pub p_bad_to_good: f64,
+    pub loss_in_bad: f64,
+}
+
+/// What one direction of a link does to packets. The default is a perfect link.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LinkConfig {
+    /// Probability that a packet is lost, independently of the others.
+    pub loss: f64,
+    /// Burst loss on top of `loss`.
+    pub burst: Option<GilbertElliott>,
+    /// Fixed one-way delay.
+    pub delay: Duration,
+    /// Extra delay, uniform in `0..=jitter` per packet: a packet may overtake earlier ones.
+    pub jitter: Duration,
+    /// Probability that a packet skips `delay` and `jitter` (netem's `reorder`): it overtakes
+    /// the packets in flight.
+    pub reorder: f64,
+    /// Probability that a packet is delivered twice (both copies at the same instant).
+    pub duplicate: f64,
+    /// Bandwidth cap in bits per second: packets leave one after another at this rate.
+    pub rate_bps: Option<u64>,
+    /// With a cap, bytes waiting to leave beyond which a packet is dropped (tail drop).
+    pub queue_bytes: usize,
+}
+
+/// What a link did so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub sent: u64,
+    pub dropped_random: u64,
+    pub dropped_burst: u64,
+    pub dropped_queue: u64,
+    pub duplicated: u64,
+    /// Packets delivered before a packet sent earlier.
+    pub reordered: u64,
+}
+
+impl Counters {
+    pub fn dropped(&self) -> u64 {
+        self.dropped_random + self.dropped_burst + self.dropped_queue
+    }
+}
+
+/// One direction of an impaired link.
+pub struct Link {
+    config: LinkConfig,
+    rng: StdRng,
+    bad_state: bool,
+    /// When the packet being sent under the cap has left.
+    busy_until: Option<Instant>,
+    latest_delivery: Option<Instant>,
+    pub counters: Counters,
+}
+
+impl Link {
+    pub fn new(config: LinkConfig, seed: u64) -> Self {
+        Self {
+            config,
+            rng: StdRng::seed_from_u64(seed),
+            bad_state: false,
+            busy_until: None,
+            latest_delivery: None,
+            counters: Counters::default(),
+        }
+    }
+
+    /// A packet of `len` bytes enters the link at `now`; returns when it arrives: no instant
+    /// when it is dropped, two when it is duplicated.
+    pub fn send(&mut self, len: usize, now: Instant) -> Vec<Instant> {
+        self.counters.sent += 1;
+        if let Some(ge) = self.config.burst {
+            let flip = if self.bad_state {
+                ge.p_bad_to_good
+            } else {
+                ge.p_good_to_bad
+            };
+            if self.chance(flip) {
+                self.bad_state = !self.bad_state;
+            }
+            if self.bad_state && self.chance(ge.loss_in_bad) {
+                self.counters.dropped_burst += 1;
+                return Vec::new();
+            }
+        }
+        if self.chance(self.config.loss) {
+            self.counters.dropped_random += 1;
+            return Vec::new();
+        }
+        let Some(departure) = self.transmit(len, now) else {
+            self.counters.dropped_queue += 1;
+            return Vec::new();
+        };
+        let arrival = if self.chance(self.config.reorder) {
+            departure
+        } else {
+            let jitter = self.config.jitter.as_nanos() as u64;
+            let extra = if jitter == 0 {
+                0
+            } else {
+                self.rng.random_range(0..=jitter)
+            };
+            departure + self.config.delay + Duration::from_nanos(extra)
+        };
+        if self.latest_delivery.is_some_and(|latest| arrival < latest) {
+            self.counters.reordered += 1;
+        }
+        self.latest_delivery = self.latest_delivery.max(Some(arrival));
+        if self.chance(self.config.duplicate) {
+            self.counters.duplicated += 1;
+            vec![arrival, arrival]
+        } else {
+            vec![arrival]
+        }
+    }
+
+    /// When the packet has left under the bandwidth cap, or `None` when the queue is full.
+    fn transmit(&mut self, len: usize, now: Instant) -> Option<Instant> {
+        let Some(rate) = self.config.rate_bps else {
+            return Some(now);
+        };
+        let start = self.busy_until.map_or(now, |busy| busy.max(now));
+        let backlog = (start - now).as_secs_f64() * rate as f64 / 8.0;
+        if backlog + len as f64 > self.config.queue_bytes as f64 {
+            return None;
+        }
+        let done = start + Duration::from_secs_f64(len as f64 * 8.0 / rate as f64);
+        self.busy_until = Some(done);
+        Some(done)
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && self.rng.random::<f64>() < p
+    }
+}
