@@ -1,8 +1,19 @@
-//! The impaired-link harness (`common/impair.rs`): its decisions on a synthetic clock.
+//! The impaired-link harness (`common/impair.rs`): its decisions on a synthetic clock, and a
+//! WHIP publisher sending through the UDP relay with uplink loss to a real server.
 
 mod common;
 
-use common::impair::{GilbertElliott, Link, LinkConfig};
+use capstan::auth::Role;
+use common::impair::{
+    candidates_via, media_address, without_candidates, GilbertElliott, ImpairedRelay, Link,
+    LinkConfig,
+};
+use common::peer::{
+    client_factory, decode_incoming, publish_test_media, whep_offer_peer, SeenHandle,
+};
+use common::{wait_for, TestServer};
+use reqwest::StatusCode;
+use signaling::protocol::MediaKind;
 use std::time::{Duration, Instant};
 
 const PACKETS: usize = 10_000;
@@ -211,4 +222,84 @@ fn bandwidth_cap_paces_and_tail_drops() {
         .count();
     assert_eq!(passed, 20);
     assert_eq!(link.counters.dropped_queue, 80);
+}
+
+/// Uplink: 10 % random loss, 25 ms delay with 5 ms jitter; downlink: 25 ms delay, 1 %
+/// duplication (50 ms RTT). A WHEP viewer connected directly decodes the publisher's video.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_publisher_through_a_lossy_uplink() {
+    let server = TestServer::start().await;
+    let token = server.token("lossy", "cam", Role::Participant);
+    let (publisher, _events) = client_factory().create().await.unwrap();
+    let _media = publish_test_media(&publisher, "cam", Default::default()).await;
+    let offer = without_candidates(&publisher.offer().await.unwrap());
+    let reply = server
+        .post_sdp("/whip/lossy", Some(&token), "application/sdp", offer)
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let uplink = LinkConfig {
+        loss: 0.1,
+        delay: Duration::from_millis(25),
+        jitter: Duration::from_millis(5),
+        ..Default::default()
+    };
+    let downlink = LinkConfig {
+        delay: Duration::from_millis(25),
+        duplicate: 0.01,
+        ..Default::default()
+    };
+    let server_media = media_address(&reply.body);
+    let relay =
+        ImpairedRelay::start(server_media, Link::new(uplink, 10), Link::new(downlink, 11)).await;
+    let answer = candidates_via(&reply.body, relay.addr);
+    publisher.accept_answer(answer).await.unwrap();
+
+    wait_for(
+        "both WHIP tracks published",
+        Duration::from_secs(20),
+        || async { server.metric("capstan_published_tracks").await >= 2.0 },
+    )
+    .await;
+    let view_token = server.token("lossy", "viewer", Role::Participant);
+    let (viewer, events) = whep_offer_peer().await;
+    let reply = server
+        .post_sdp(
+            "/whep/lossy/cam",
+            Some(&view_token),
+            "application/sdp",
+            viewer.offer().await.unwrap(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    viewer.accept_answer(reply.body).await.unwrap();
+    let seen = SeenHandle::default();
+    let _decoding = decode_incoming(events, seen.clone());
+    wait_for("the viewer decoding", Duration::from_secs(30), || async {
+        seen.frames_from("cam", MediaKind::Video) >= 90
+    })
+    .await;
+    // Enough packets to measure the loss ratio (about 10 s of media).
+    wait_for("1500 uplink packets", Duration::from_secs(30), || async {
+        relay.uplink().sent >= 1500
+    })
+    .await;
+
+    let (up, down) = (relay.uplink(), relay.downlink());
+    let ratio = up.dropped_random as f64 / up.sent as f64;
+    let frames = seen.frames_from("cam", MediaKind::Video);
+    println!(
+        "uplink: {} packets, {} dropped ({:.1} %), {} reordered; downlink: {} packets, {} duplicated; viewer decoded {frames} video frames",
+        up.sent,
+        up.dropped_random,
+        100.0 * ratio,
+        up.reordered,
+        down.sent,
+        down.duplicated
+    );
+    assert_eq!(up.dropped(), up.dropped_random);
+    // Binomial standard deviation at 1500 packets: 0.8 %.
+    assert!((0.07..=0.13).contains(&ratio), "uplink loss {ratio}");
+    assert!(down.sent > 0 && down.dropped() == 0, "{down:?}");
+    assert!(frames > 0);
+    server.assert_clean_log();
 }

@@ -3,11 +3,19 @@
 //!
 //! [`Link`] is the pure core: it decides what happens to each packet from its length and the
 //! current instant, which the caller passes in, so tests drive it on a synthetic clock and the
-//! same seed gives the same decisions.
+//! same seed gives the same decisions. [`ImpairedRelay`] is the I/O shell: a UDP relay on
+//! 127.0.0.1 with one `Link` per direction, between a webrtc-rs client and the server's media
+//! port ([`candidates_via`] points the client at it).
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
 
 /// Burst loss: a two-state Markov chain stepped once per packet; in the bad state a packet is
 /// lost with `loss_in_bad`. Bursts last `1 / p_bad_to_good` packets on average.
@@ -148,4 +156,144 @@ impl Link {
     fn chance(&mut self, p: f64) -> bool {
         p > 0.0 && self.rng.random::<f64>() < p
     }
+}
+
+/// A packet waiting for its delivery instant in the relay.
+type Due = Reverse<(Instant, u64, Direction, Vec<u8>)>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Direction {
+    Up,
+    Down,
+}
+
+/// A UDP relay on 127.0.0.1 between one client and `server`: what the client sends to
+/// [`addr`](Self::addr) goes through the uplink `Link` to the server, what the server answers
+/// goes through the downlink `Link` back to the client's address (learnt from its packets).
+/// It stops when dropped.
+pub struct ImpairedRelay {
+    pub addr: SocketAddr,
+    links: Arc<Mutex<[Link; 2]>>,
+    task: JoinHandle<()>,
+}
+
+impl ImpairedRelay {
+    pub async fn start(server: SocketAddr, uplink: Link, downlink: Link) -> Self {
+        let client_side = UdpSocket::bind("127.0.0.1:0").await.expect("bind relay");
+        let server_side = UdpSocket::bind("127.0.0.1:0").await.expect("bind relay");
+        server_side.connect(server).await.expect("connect relay");
+        let addr = client_side.local_addr().unwrap();
+        let links = Arc::new(Mutex::new([uplink, downlink]));
+        let task = tokio::spawn(relay(client_side, server_side, Arc::clone(&links)));
+        Self { addr, links, task }
+    }
+
+    pub fn uplink(&self) -> Counters {
+        self.links.lock().unwrap()[0].counters
+    }
+
+    pub fn downlink(&self) -> Counters {
+        self.links.lock().unwrap()[1].counters
+    }
+}
+
+impl Drop for ImpairedRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn relay(client_side: UdpSocket, server_side: UdpSocket, links: Arc<Mutex<[Link; 2]>>) {
+    let mut queue: BinaryHeap<Due> = BinaryHeap::new();
+    let mut client = None;
+    let mut order = 0u64;
+    let mut up_buf = vec![0; 65536];
+    let mut down_buf = vec![0; 65536];
+    loop {
+        let next = queue.peek().map(|Reverse((at, ..))| *at);
+        let wake = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let (direction, packet) = tokio::select! {
+            received = client_side.recv_from(&mut up_buf) => {
+                let Ok((len, from)) = received else { return };
+                client = Some(from);
+                (Direction::Up, up_buf[..len].to_vec())
+            }
+            received = server_side.recv(&mut down_buf) => {
+                let Ok(len) = received else { return };
+                (Direction::Down, down_buf[..len].to_vec())
+            }
+            () = wake => {
+                let now = Instant::now();
+                while queue.peek().is_some_and(|Reverse((at, ..))| *at <= now) {
+                    let Reverse((_, _, direction, packet)) = queue.pop().unwrap();
+                    let _ = match (direction, client) {
+                        (Direction::Up, _) => server_side.send(&packet).await,
+                        (Direction::Down, Some(to)) => client_side.send_to(&packet, to).await,
+                        (Direction::Down, None) => Ok(0),
+                    };
+                }
+                continue;
+            }
+        };
+        let arrivals = links.lock().unwrap()[direction as usize].send(packet.len(), Instant::now());
+        for at in arrivals {
+            order += 1;
+            queue.push(Reverse((at, order, direction, packet.clone())));
+        }
+    }
+}
+
+/// The server's UDP media address: the first UDP candidate of `sdp` (its answer).
+pub fn media_address(sdp: &str) -> SocketAddr {
+    sdp.lines()
+        .filter_map(udp_candidate)
+        .next()
+        .map(|fields| {
+            format!("{}:{}", fields[4], fields[5])
+                .parse()
+                .expect("candidate address")
+        })
+        .expect("a UDP candidate in the SDP")
+}
+
+/// Points a peer that applies `sdp` (the server's answer) at `relay`: every UDP candidate's
+/// address becomes the relay's.
+pub fn candidates_via(sdp: &str, relay: SocketAddr) -> String {
+    let (ip, port) = (relay.ip().to_string(), relay.port().to_string());
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let Some(mut fields) = udp_candidate(line) else {
+            out.push_str(line);
+            continue;
+        };
+        fields[4] = &ip;
+        fields[5] = &port;
+        out.push_str(&format!("a=candidate:{}", fields.join(" ")));
+        out.push_str(&line[line.trim_end().len()..]);
+    }
+    out
+}
+
+/// The fields of a UDP `a=candidate` line (foundation, component, transport, priority,
+/// address, port, ...).
+fn udp_candidate(line: &str) -> Option<Vec<&str>> {
+    let fields: Vec<&str> = line
+        .trim_end()
+        .strip_prefix("a=candidate:")?
+        .split(' ')
+        .collect();
+    (fields.len() >= 6 && fields[2].eq_ignore_ascii_case("udp")).then_some(fields)
+}
+
+/// `sdp` (a client's offer) without its candidates, so that the server learns the client's
+/// address only from the packets the relay forwards.
+pub fn without_candidates(sdp: &str) -> String {
+    sdp.split_inclusive('\n')
+        .filter(|line| !line.starts_with("a=candidate:"))
+        .collect()
 }
