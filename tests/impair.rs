@@ -15,6 +15,7 @@ use common::{wait_for, TestServer};
 use reqwest::StatusCode;
 use signaling::protocol::MediaKind;
 use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
 
 const PACKETS: usize = 10_000;
 
@@ -222,6 +223,68 @@ fn bandwidth_cap_paces_and_tail_drops() {
         .count();
     assert_eq!(passed, 20);
     assert_eq!(link.counters.dropped_queue, 80);
+}
+
+/// The relay makes the decisions of a `Link` with the same seed: the datagrams that arrive are
+/// exactly those the core lets through, in order and none before the delay; the downlink
+/// duplicates every answer to the client's address.
+#[tokio::test]
+async fn relay_applies_the_seeded_decisions() {
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let uplink = LinkConfig {
+        loss: 0.2,
+        delay: Duration::from_millis(20),
+        ..Default::default()
+    };
+    let downlink = LinkConfig {
+        duplicate: 1.0,
+        ..Default::default()
+    };
+    let relay = ImpairedRelay::start(
+        server.local_addr().unwrap(),
+        Link::new(uplink, 21),
+        Link::new(downlink, 22),
+    )
+    .await;
+    let mut core = Link::new(uplink, 21);
+    let expected: Vec<u16> = (0..200)
+        .filter(|_| !core.send(2, Instant::now()).is_empty())
+        .collect();
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut sent_at = Vec::new();
+    for i in 0..200u16 {
+        sent_at.push(Instant::now());
+        client.send_to(&i.to_be_bytes(), relay.addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let mut arrived = Vec::new();
+    let mut buf = [0; 16];
+    let mut from = None;
+    while arrived.len() < expected.len() {
+        let (len, sender) =
+            tokio::time::timeout(Duration::from_secs(5), server.recv_from(&mut buf))
+                .await
+                .expect("a relayed datagram within 5 s")
+                .unwrap();
+        assert_eq!(len, 2);
+        let i = u16::from_be_bytes([buf[0], buf[1]]);
+        assert!(sent_at[i as usize].elapsed() >= Duration::from_millis(20));
+        arrived.push(i);
+        from = Some(sender);
+    }
+    assert_eq!(arrived, expected);
+    assert_eq!(relay.uplink(), core.counters);
+
+    server.send_to(b"back", from.unwrap()).await.unwrap();
+    for _ in 0..2 {
+        let (len, sender) =
+            tokio::time::timeout(Duration::from_secs(5), client.recv_from(&mut buf))
+                .await
+                .expect("both copies within 5 s")
+                .unwrap();
+        assert_eq!((&buf[..len], sender), (&b"back"[..], relay.addr));
+    }
+    assert_eq!(relay.downlink().duplicated, 1);
 }
 
 /// Uplink: 10 % random loss, 25 ms delay with 5 ms jitter; downlink: 25 ms delay, 1 %

@@ -219,12 +219,13 @@ async fn relay(client_side: UdpSocket, server_side: UdpSocket, links: Arc<Mutex<
         };
         let (direction, packet) = tokio::select! {
             received = client_side.recv_from(&mut up_buf) => {
-                let Ok((len, from)) = received else { return };
+                // An ICMP error from an earlier send shows up here: not the relay's end.
+                let Ok((len, from)) = received else { continue };
                 client = Some(from);
                 (Direction::Up, up_buf[..len].to_vec())
             }
             received = server_side.recv(&mut down_buf) => {
-                let Ok(len) = received else { return };
+                let Ok(len) = received else { continue };
                 (Direction::Down, down_buf[..len].to_vec())
             }
             () = wake => {
