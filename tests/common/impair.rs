@@ -148,7 +148,9 @@ impl Link {
         if backlog + len as f64 > self.config.queue_bytes as f64 {
             return None;
         }
-        let done = start + Duration::from_secs_f64(len as f64 * 8.0 / rate as f64);
+        // Rounded up, so that the link never runs faster than the cap.
+        let nanos = (len as u128 * 8 * 1_000_000_000).div_ceil(u128::from(rate));
+        let done = start + Duration::from_nanos(nanos as u64);
         self.busy_until = Some(done);
         Some(done)
     }
