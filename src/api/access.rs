@@ -3,6 +3,7 @@
 //! token for another room, is refused with the JSON error of [`ApiError`].
 
 use super::error::bearer;
+use super::guard::BearerClaims;
 use super::{ApiError, AppState};
 use crate::auth::{Claims, Role};
 use axum::extract::{FromRequestParts, RawPathParams};
@@ -23,6 +24,9 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(BearerClaims(claims)) = parts.extensions.get::<BearerClaims>() {
+            return Ok(Caller(claims.clone()));
+        }
         Caller::verify(state, &parts.headers).map(Caller)
     }
 }

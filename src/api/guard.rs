@@ -170,18 +170,23 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-/// The verified claims of the request's bearer token, or of its `?token=` (the WebSocket).
-fn claims_of(state: &AppState, parts: &Parts) -> Option<Claims> {
-    let token = match super::error::bearer(&parts.headers) {
-        Ok(token) => token.to_string(),
-        Err(_) => {
-            Query::<TokenQuery>::try_from_uri(&parts.uri)
-                .ok()?
-                .0
-                .token?
-        }
-    };
-    state.keys.verify(&token).ok()
+/// The verified claims of the request's `Authorization: Bearer` token, left in the request's
+/// extensions by [`rate_limit`] so that the `Caller` extractor does not verify it again.
+#[derive(Clone)]
+pub struct BearerClaims(pub Claims);
+
+/// The verified claims of the request's bearer token, or of its `?token=` (the WebSocket);
+/// `BearerClaims` when they came from the header.
+fn claims_of(state: &AppState, parts: &Parts) -> (Option<Claims>, Option<BearerClaims>) {
+    if let Ok(token) = super::error::bearer(&parts.headers) {
+        let claims = state.keys.verify(token).ok();
+        let bearer = claims.clone().map(BearerClaims);
+        return (claims, bearer);
+    }
+    let token = Query::<TokenQuery>::try_from_uri(&parts.uri)
+        .ok()
+        .and_then(|q| q.0.token);
+    (token.and_then(|t| state.keys.verify(&t).ok()), None)
 }
 
 /// Middleware: refuses a request over the rate of its client IP or its token with 429.
@@ -191,10 +196,13 @@ pub async fn rate_limit(
     request: Request,
     next: Next,
 ) -> Response {
-    let (parts, body) = request.into_parts();
-    let claims = claims_of(&state, &parts);
+    let (mut parts, body) = request.into_parts();
+    let (claims, bearer) = claims_of(&state, &parts);
     if let Err(limited) = state.guard.admit(ip, claims.as_ref()) {
         return ApiError::from(limited).into_response();
+    }
+    if let Some(bearer) = bearer {
+        parts.extensions.insert(bearer);
     }
     next.run(Request::from_parts(parts, body)).await
 }
