@@ -495,7 +495,8 @@ impl Recordings {
     /// Removes the recording's files, their objects, and the partial files a failed pipeline
     /// left behind (`metadata.partial_files`).
     async fn remove_files(&self, state: &RecordingState) -> Result<(), RecError> {
-        for path in state.metadata.partial_files.iter().flatten() {
+        let local = state.files.iter().filter_map(|f| f.local_path.as_ref());
+        for path in state.metadata.partial_files.iter().flatten().chain(local) {
             remove_local(Path::new(path))
                 .await
                 .map_err(|source| RecError::LocalFile {
@@ -505,15 +506,6 @@ impl Recordings {
                 })?;
         }
         for file in &state.files {
-            if let Some(path) = &file.local_path {
-                remove_local(Path::new(path))
-                    .await
-                    .map_err(|source| RecError::LocalFile {
-                        action: "delete",
-                        path: path.into(),
-                        source,
-                    })?;
-            }
             if let (Some(key), Storage::S3(store)) = (&file.s3_key, &self.ctx.storage) {
                 store.delete(key).await?;
             }
