@@ -22,6 +22,9 @@ pub struct Metrics {
     /// Packets meant for a recorder and dropped, by reason (`fork_queue_full`, `pipeline_full`,
     /// `malformed`, `payload_type`, `ssrc`, `inactive`).
     pub recorder_dropped: IntCounterVec,
+    /// Packets a recorder never got in time (lost upstream and not recovered by a
+    /// retransmission within its jitter buffer's latency), by media kind.
+    pub recorder_lost: IntCounterVec,
     pub pipeline_errors: IntCounter,
     pub upload_bytes: IntCounter,
     pub upload_failures: IntCounter,
@@ -79,6 +82,11 @@ impl Metrics {
             "capstan_recorder_dropped_packets_total",
             "RTP packets meant for a recording and dropped, by reason",
             "reason",
+        );
+        let recorder_lost = counters(
+            "capstan_recorder_lost_packets_total",
+            "RTP packets a recording never received in time, lost and not retransmitted",
+            "kind",
         );
         let refused = counters(
             "capstan_refused_total",
@@ -143,6 +151,7 @@ impl Metrics {
             ),
             dropped_packets,
             recorder_dropped,
+            recorder_lost,
             refused,
             recordings,
             webhooks,
@@ -159,6 +168,13 @@ impl Metrics {
     pub fn recorder_drop(&self, reason: &str, n: u64) {
         if n > 0 {
             self.recorder_dropped.with_label_values(&[reason]).inc_by(n);
+        }
+    }
+
+    /// Counts `n` packets a recorder never received, of media `kind`.
+    pub fn recorder_lost(&self, kind: &str, n: u64) {
+        if n > 0 {
+            self.recorder_lost.with_label_values(&[kind]).inc_by(n);
         }
     }
 

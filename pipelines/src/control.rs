@@ -393,7 +393,12 @@ impl Control {
             .downcast::<gst_app::AppSrc>()
             .expect("branch starts with an appsrc");
         Ok(LiveInput {
-            input: TrackInput::new(spec, appsrc, self.shared.timeline.clone()),
+            input: TrackInput::new(
+                spec,
+                appsrc,
+                elements[branch.jitterbuffer_index].clone(),
+                self.shared.timeline.clone(),
+            ),
             elements,
             target_pad,
             output_key,

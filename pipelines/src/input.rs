@@ -70,6 +70,8 @@ struct Counters {
 struct Inner {
     spec: TrackSpec,
     appsrc: gst_app::AppSrc,
+    /// The branch's `rtpjitterbuffer`, whose statistics count what stayed lost.
+    jitterbuffer: gst::Element,
     timeline: Arc<Timeline>,
     ssrc: AtomicU64,
     last_packet: AtomicU64,
@@ -101,11 +103,17 @@ pub struct TrackInput {
 }
 
 impl TrackInput {
-    pub(crate) fn new(spec: TrackSpec, appsrc: gst_app::AppSrc, timeline: Arc<Timeline>) -> Self {
+    pub(crate) fn new(
+        spec: TrackSpec,
+        appsrc: gst_app::AppSrc,
+        jitterbuffer: gst::Element,
+        timeline: Arc<Timeline>,
+    ) -> Self {
         TrackInput {
             inner: Arc::new(Inner {
                 spec,
                 appsrc,
+                jitterbuffer,
                 timeline,
                 ssrc: AtomicU64::new(NO_SSRC),
                 last_packet: AtomicU64::new(NO_TIME),
@@ -209,9 +217,17 @@ impl TrackInput {
             dropped_ssrc: load(&c.ssrc),
             dropped_inactive: load(&c.inactive),
             keyframe_requests: load(&c.keyframe_requests),
+            lost: self.lost(),
             last_packet_age: (last != NO_TIME)
                 .then(|| Duration::from_nanos(now.saturating_sub(last))),
         }
+    }
+
+    /// Packets the jitter buffer gave up on: missing when their deadline passed, neither
+    /// received nor retransmitted within its latency.
+    fn lost(&self) -> u64 {
+        let stats = self.inner.jitterbuffer.property::<gst::Structure>("stats");
+        stats.get::<u64>("num-lost").unwrap_or(0)
     }
 
     /// Rate limiter for keyframe requests: true (and counted) if one may be sent now.

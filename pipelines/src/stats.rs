@@ -30,6 +30,9 @@ pub struct InputStats {
     pub dropped_inactive: u64,
     /// Keyframe requests emitted for this input.
     pub keyframe_requests: u64,
+    /// Packets that never arrived in time: lost on the way and not recovered by a
+    /// retransmission within the jitter buffer's latency. Not part of [`Self::dropped`].
+    pub lost: u64,
     /// Time since the last accepted packet (`None`: none yet).
     pub last_packet_age: Option<Duration>,
 }

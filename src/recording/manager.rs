@@ -237,6 +237,8 @@ pub struct InputView {
     pub packets_in: u64,
     pub bytes_in: u64,
     pub packets_dropped: u64,
+    /// Packets lost upstream and not recovered in time (see `capstan_recorder_lost_packets_total`).
+    pub packets_lost: u64,
     pub last_packet_age_ms: Option<u64>,
     pub keyframe_requests: u64,
 }
@@ -273,6 +275,7 @@ fn pipeline_view(state: RecordingState, h: Health, budget: &Budget) -> PipelineV
                 packets_in: i.packets,
                 bytes_in: i.bytes,
                 packets_dropped: i.dropped(),
+                packets_lost: i.lost,
                 last_packet_age_ms: i.last_packet_age.map(|a| a.as_millis() as u64),
                 keyframe_requests: i.keyframe_requests,
             })

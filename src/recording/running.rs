@@ -54,10 +54,9 @@ pub(super) struct Session {
     forks: HashMap<String, Fork>,
     rules: AutoStop,
     last_checkpoint: Instant,
-    /// Latest counters per input (inputs that left keep their last counters).
+    /// Latest counters per input (inputs that left keep their last counters); the metrics
+    /// have counted up to them.
     inputs: HashMap<String, InputStats>,
-    /// Drops already counted in the metrics, per input.
-    drops_counted: HashMap<String, [u64; 5]>,
     manager: ManagerTx,
 }
 
@@ -124,7 +123,6 @@ async fn start(
         rules,
         last_checkpoint: Instant::now(),
         inputs: HashMap::new(),
-        drops_counted: HashMap::new(),
         manager,
     };
     for p in &snapshot.participants {
@@ -428,15 +426,21 @@ impl Session {
         self.state.note_files_begun(origins)
     }
 
-    fn count_drops(&mut self, input: &InputStats) {
-        let now = [
-            input.dropped_full,
-            input.dropped_malformed,
-            input.dropped_payload_type,
-            input.dropped_ssrc,
-            input.dropped_inactive,
-        ];
-        let seen = self.drops_counted.entry(input.id.clone()).or_default();
+    /// Adds to the metrics what `input` dropped and lost since its last counters.
+    fn count_drops(&self, input: &InputStats) {
+        let counts = |i: &InputStats| {
+            [
+                i.dropped_full,
+                i.dropped_malformed,
+                i.dropped_payload_type,
+                i.dropped_ssrc,
+                i.dropped_inactive,
+                i.lost,
+            ]
+        };
+        let seen = self.inputs.get(&input.id).map(counts).unwrap_or_default();
+        let now = counts(input);
+        let delta = |i: usize| now[i].saturating_sub(seen[i]);
         for (i, reason) in [
             "pipeline_full",
             "malformed",
@@ -447,9 +451,13 @@ impl Session {
         .iter()
         .enumerate()
         {
-            METRICS.recorder_drop(reason, now[i].saturating_sub(seen[i]));
+            METRICS.recorder_drop(reason, delta(i));
         }
-        *seen = now;
+        let kind = match input.kind {
+            TrackKind::Audio => "audio",
+            TrackKind::Video => "video",
+        };
+        METRICS.recorder_lost(kind, delta(5));
     }
 
     fn tally_participants(&mut self) {

@@ -323,3 +323,35 @@ fn audio_onsets(sink: &gst_app::AppSink) -> Vec<f64> {
     }
     found
 }
+
+/// `(pts, duration)` in s of every decoded frame of the first `kind` ("video"/"audio")
+/// stream, as ffprobe's decoder outputs them (an audio frame lasts its samples at 48 kHz, the
+/// rate of every recording's audio).
+pub fn decoded_frame_times(path: &Path, kind: &str) -> Vec<(f64, f64)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", &kind[..1], "-show_frames"])
+        .args([
+            "-show_entries",
+            "frame=pts_time,duration_time,nb_samples",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    json["frames"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|f| {
+            let pts = num(&f["pts_time"])?;
+            let duration = match f["nb_samples"].as_f64() {
+                Some(samples) => samples / 48_000.0,
+                None => num(&f["duration_time"]).unwrap_or(0.0),
+            };
+            Some((pts, duration))
+        })
+        .collect()
+}
