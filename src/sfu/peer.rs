@@ -8,7 +8,8 @@ use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYP
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability,
+    RtpCodecKind, TYPE_RTCP_FB_NACK,
 };
 use rtc::sansio::Protocol;
 use signaling::protocol::{IceCandidate, MediaKind};
@@ -68,7 +69,12 @@ pub fn codec(kind: MediaKind) -> RTCRtpCodec {
             clock_rate: 48_000,
             channels: 2,
             sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-            rtcp_feedback: vec![],
+            // Audio is retransmitted on NACK too (libwebrtc supports it when negotiated): a
+            // recording waits for what its jitter buffer can still use.
+            rtcp_feedback: vec![RTCPFeedback {
+                typ: TYPE_RTCP_FB_NACK.into(),
+                parameter: String::new(),
+            }],
         },
     }
 }
