@@ -26,6 +26,31 @@ async fn post_sdp(
     (reply.status, reply.location, reply.body)
 }
 
+/// `(rtx payload type, apt)` of every `rtx/90000` in `sdp`.
+fn rtx_codecs(sdp: &str) -> Vec<(u8, u8)> {
+    sdp.lines()
+        .filter_map(|l| l.strip_prefix("a=rtpmap:")?.strip_suffix(" rtx/90000"))
+        .filter_map(|pt| {
+            let fmtp = format!("a=fmtp:{pt} apt=");
+            let apt = sdp.lines().find_map(|l| l.strip_prefix(fmtp.as_str()))?;
+            Some((pt.parse().ok()?, apt.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answer_to_a_chromium_offer_negotiates_rtx_for_vp8() {
+    let server = TestServer::start().await;
+    let token = server.token("rtx", "cam", Role::Participant);
+    let offer = include_str!("../fixtures/offer-browser.sdp").to_string();
+    let (status, _, answer) = post_sdp(&server, "/whip/rtx", &token, offer).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert!(answer.contains("a=rtpmap:96 VP8/90000"), "{answer}");
+    // The offer pairs 97 with VP8 (96) and 99 with VP9 (98); only VP8 is answered.
+    assert_eq!(rtx_codecs(&answer), [(97, 96)], "{answer}");
+    server.assert_clean_log();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whip_publisher_reaches_whep_viewer() {
     let server = TestServer::start().await;
@@ -37,6 +62,7 @@ async fn whip_publisher_reaches_whep_viewer() {
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     assert_eq!(location.as_deref(), Some("/whip/w/cam"));
     assert!(answer.starts_with("v=0"), "an SDP answer: {answer}");
+    assert_eq!(rtx_codecs(&answer), [(97, 96)], "{answer}");
     publisher.accept_answer(answer).await.unwrap();
 
     let view_token = server.token("w", "viewer", Role::Participant);
@@ -58,6 +84,9 @@ async fn whip_publisher_reaches_whep_viewer() {
     .await;
     let (status, viewer_location, answer) = response;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
+    // The server sends the viewer retransmissions on an RTX stream of its own.
+    assert_eq!(rtx_codecs(&answer), [(97, 96)], "{answer}");
+    assert!(answer.contains("a=ssrc-group:FID "), "{answer}");
     let viewer_location = viewer_location.expect("Location");
     assert!(
         viewer_location.starts_with("/whep/w/cam/whep-"),

@@ -10,6 +10,7 @@ pub mod ports;
 pub mod publisher;
 pub mod room;
 mod rtc_config;
+mod rtx;
 mod speaker;
 pub mod subscriber;
 

@@ -2,9 +2,12 @@
 //! into channel messages (callbacks run on the connection's driver task and must not block).
 
 use super::ports::{PortLease, PortPool};
+use super::rtx::RtxUnwrap;
 use super::RtcConfig;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
+};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -34,6 +37,8 @@ const BIND_ATTEMPTS: usize = 8;
 /// Payload types the server offers (answers mirror the offerer's, see [`Peer::payload_type`]).
 pub const VP8_PAYLOAD_TYPE: u8 = 96;
 pub const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// RFC 4588 retransmissions of VP8 (`apt=96`).
+pub const RTX_PAYLOAD_TYPE: u8 = 97;
 
 /// What happened on a connection, delivered in order through [`PeerEvents`].
 pub enum PeerEvent {
@@ -89,7 +94,10 @@ pub fn media_kind(kind: RtpCodecKind) -> Option<MediaKind> {
 }
 
 /// VP8 + Opus only, codecs registered before the default interceptors so NACK/PLI feedback is
-/// attached to them; the audio-level extension is negotiated so publishers send it.
+/// attached to them; the audio-level extension is negotiated so publishers send it. RTX for VP8 is
+/// registered after them (a repair stream takes no feedback of its own): publishers then send
+/// retransmissions on their RTX SSRC, which [`RtxUnwrap`] turns back into VP8 packets below the
+/// NACK generator, and the NACK responder retransmits to subscribers on RTX the same way.
 fn media_engine() -> Result<(MediaEngine, Registry), PeerError> {
     let err = |e: webrtc::error::Error| PeerError::Create(e.to_string());
     let mut engine = MediaEngine::default();
@@ -114,7 +122,21 @@ fn media_engine() -> Result<(MediaEngine, Registry), PeerError> {
         .map_err(err)?;
     let registry = register_default_interceptors(Registry::new(), &mut engine)
         .map_err(err)?
+        .with(Slot::from(6_500), RtxUnwrap::default())
         .with(Slot::from(14_000), KeyframeRequestTap::default());
+    let rtx = RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_RTX.into(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: format!("apt={VP8_PAYLOAD_TYPE}"),
+            rtcp_feedback: vec![],
+        },
+        payload_type: RTX_PAYLOAD_TYPE,
+    };
+    engine
+        .register_codec(rtx, RtpCodecKind::Video)
+        .map_err(err)?;
     Ok((engine, registry))
 }
 
