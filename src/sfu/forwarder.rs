@@ -1,6 +1,8 @@
 //! One task per published track: reads the publisher's RTP and fans it out to every consumer
 //! through that consumer's own bounded queue. A full queue drops (counted) and asks the
-//! publisher for a keyframe; the forwarder never waits on a consumer.
+//! publisher for a keyframe; the forwarder never waits on a consumer. Each sequence number is
+//! forwarded once: a copy of a packet already forwarded (a late retransmission, or an old packet
+//! a publisher resends on its RTX stream as a bandwidth probe) is dropped, counted.
 
 use crate::metrics::METRICS;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -15,6 +17,8 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 const PLI_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the loudest audio level of the window is reported to the room.
 const LEVEL_REPORT_INTERVAL: Duration = Duration::from_millis(250);
+/// Sequence numbers behind the newest that [`SeenWindow`] remembers.
+const SEEN_WINDOW: u16 = 1024;
 
 /// A consumer's queue of outgoing packets (a subscriber's writer or a recorder's fork).
 pub type ConsumerQueue = mpsc::Sender<rtp::Packet>;
@@ -93,6 +97,7 @@ struct Forwarder {
     spec: ForwarderSpec,
     consumers: Vec<Consumer>,
     media_ssrc: Option<u32>,
+    seen: SeenWindow,
     plis: PliGate,
     level: LevelWindow,
 }
@@ -104,6 +109,7 @@ impl Forwarder {
             spec,
             consumers: Vec::new(),
             media_ssrc: None,
+            seen: SeenWindow::default(),
             plis: PliGate::default(),
             level: LevelWindow::default(),
         }
@@ -141,6 +147,13 @@ impl Forwarder {
     }
 
     async fn forward(&mut self, mut packet: rtp::Packet) {
+        if let Err(reason) = self
+            .seen
+            .admit(packet.header.ssrc, packet.header.sequence_number)
+        {
+            METRICS.drop_packet(reason);
+            return;
+        }
         self.media_ssrc = Some(packet.header.ssrc);
         self.observe_level(&packet);
         strip_extensions(&mut packet.header);
@@ -249,6 +262,68 @@ impl PliGate {
     }
 }
 
+/// The sequence numbers of one stream seen within [`SEEN_WINDOW`] of the newest.
+struct SeenWindow {
+    ssrc: Option<u32>,
+    newest: u16,
+    bits: [u64; SEEN_WINDOW as usize / 64],
+}
+
+impl Default for SeenWindow {
+    fn default() -> Self {
+        Self {
+            ssrc: None,
+            newest: 0,
+            bits: [0; SEEN_WINDOW as usize / 64],
+        }
+    }
+}
+
+impl SeenWindow {
+    /// Records `seq` of `ssrc`; `Err` with the drop reason when it was seen already
+    /// (`duplicate`) or is too far behind the newest to tell (`late`). A new SSRC starts afresh.
+    fn admit(&mut self, ssrc: u32, seq: u16) -> Result<(), &'static str> {
+        if self.ssrc != Some(ssrc) {
+            *self = Self {
+                ssrc: Some(ssrc),
+                newest: seq,
+                ..Self::default()
+            };
+            self.mark(seq, true);
+            return Ok(());
+        }
+        let ahead = seq.wrapping_sub(self.newest);
+        if ahead != 0 && ahead < 0x8000 {
+            for skipped in 1..ahead.min(SEEN_WINDOW) {
+                self.mark(seq.wrapping_sub(skipped), false);
+            }
+            self.newest = seq;
+            self.mark(seq, true);
+            return Ok(());
+        }
+        if self.newest.wrapping_sub(seq) >= SEEN_WINDOW {
+            return Err("late");
+        }
+        if self.mark(seq, true) {
+            return Err("duplicate");
+        }
+        Ok(())
+    }
+
+    /// Sets whether `seq` was seen; returns whether it was before.
+    fn mark(&mut self, seq: u16, seen: bool) -> bool {
+        let slot = usize::from(seq % SEEN_WINDOW);
+        let (word, bit) = (slot / 64, 1u64 << (slot % 64));
+        let was = self.bits[word] & bit != 0;
+        if seen {
+            self.bits[word] |= bit;
+        } else {
+            self.bits[word] &= !bit;
+        }
+        was
+    }
+}
+
 /// Removes every header extension: ids are negotiated per connection, so forwarding them
 /// unchanged would mislabel them (and webrtc-rs drops packets with unknown extensions).
 fn strip_extensions(header: &mut rtp::header::Header) {
@@ -313,6 +388,29 @@ mod tests {
         );
         assert!(!g.request(ms(1499)));
         assert!(g.fire(ms(1500)));
+    }
+
+    #[test]
+    fn seen_window_admits_each_sequence_number_once() {
+        let mut w = SeenWindow::default();
+        assert_eq!(w.admit(7, 65_534), Ok(()));
+        assert_eq!(
+            w.admit(7, 1),
+            Ok(()),
+            "across the wrap, 65535 and 0 missing"
+        );
+        assert_eq!(w.admit(7, 1), Err("duplicate"));
+        assert_eq!(w.admit(7, 65_535), Ok(()), "a gap filled late");
+        assert_eq!(w.admit(7, 0), Ok(()));
+        assert_eq!(w.admit(7, 0), Err("duplicate"));
+        assert_eq!(w.admit(7, 65_534), Err("duplicate"));
+        assert_eq!(w.admit(7, 1 + SEEN_WINDOW), Ok(()), "a jump ahead");
+        assert_eq!(w.admit(7, 1), Err("late"));
+        assert_eq!(w.admit(7, 2), Ok(()), "skipped over, not seen");
+        assert_eq!(w.admit(8, 1), Ok(()), "another SSRC starts afresh");
+        assert_eq!(w.admit(8, 1), Err("duplicate"));
+        assert_eq!(w.admit(8, 2 + SEEN_WINDOW), Ok(()));
+        assert_eq!(w.admit(8, 3), Ok(()), "a jump clears the whole window");
     }
 
     #[test]
