@@ -53,6 +53,10 @@ impl Timeline {
     }
 }
 
+/// When a packet arrived, on a recorder's pipeline clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Arrival(pub(crate) gst::ClockTime);
+
 /// Counters updated lock-free by `push_rtp`.
 #[derive(Debug, Default)]
 struct Counters {
@@ -134,18 +138,26 @@ impl TrackInput {
         &self.inner.spec
     }
 
-    /// Queues one RTP packet, timestamped with its arrival time on the pipeline clock.
-    /// Never blocks: invalid packets and packets that do not fit the bounded queue are dropped
-    /// and counted. The first valid packet fixes the SSRC.
+    /// Queues one RTP packet that arrives now. Never blocks: invalid packets and packets
+    /// that do not fit the bounded queue are dropped and counted. The first valid packet
+    /// fixes the SSRC.
     pub fn push_rtp(&self, packet: &[u8]) -> Result<(), Dropped> {
-        let result = self.try_push(packet);
+        self.push_rtp_arrived(packet, Arrival(self.inner.timeline.now()))
+    }
+
+    /// Queues one RTP packet that arrived at `arrival` (from [`crate::Recorder::arrival`]),
+    /// for a packet that waited before it could be pushed: the jitter buffer maps RTP time
+    /// to the pipeline clock from arrival times, and a burst of packets stamped late would
+    /// compress the track's start. Otherwise as [`Self::push_rtp`].
+    pub fn push_rtp_arrived(&self, packet: &[u8], arrival: Arrival) -> Result<(), Dropped> {
+        let result = self.try_push(packet, arrival.0);
         if let Err(reason) = result {
             self.counter(reason).fetch_add(1, Ordering::Relaxed);
         }
         result
     }
 
-    fn try_push(&self, packet: &[u8]) -> Result<(), Dropped> {
+    fn try_push(&self, packet: &[u8], now: gst::ClockTime) -> Result<(), Dropped> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::Acquire)
             || inner.timeline.state() != RecorderState::Recording
@@ -168,7 +180,6 @@ impl TrackInput {
         if inner.appsrc.current_level_bytes() >= APPSRC_MAX_BYTES {
             return Err(Dropped::Full);
         }
-        let now = inner.timeline.now();
         let mut buffer = gst::Buffer::from_slice(packet.to_vec());
         {
             let b = buffer.get_mut().expect("new buffer is writable");

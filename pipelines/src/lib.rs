@@ -87,7 +87,7 @@ mod stats;
 
 pub use build::{check_plugins, BuildError};
 pub use events::{EventStream, RecorderEvent, KEYFRAME_INTERVAL};
-pub use input::{Dropped, TrackInput};
+pub use input::{Arrival, Dropped, TrackInput};
 pub use recorder::{Recorder, RecorderError};
 pub use salvage::{salvage, SalvageError};
 pub use spec::{

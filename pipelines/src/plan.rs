@@ -309,7 +309,7 @@ pub fn branch(spec: &RecordingSpec, track: &TrackSpec, ctx: &PlanContext) -> Bra
             Target::Mixer(track.kind),
         ),
     };
-    let mut elements = vec![appsrc(track), jitterbuffer(), depay];
+    let mut elements = vec![appsrc(track), jitterbuffer(spec.mode()), depay];
     elements.extend(tail);
     BranchPlan {
         input: track.id.clone(),
@@ -349,16 +349,25 @@ fn appsrc(track: &TrackSpec) -> ElementPlan {
     )
 }
 
-/// Consecutive packets after which a jitter buffer starts pushing, instead of holding the
-/// input's first packet for its whole latency.
+/// Consecutive packets after which a composite input's jitter buffer starts pushing, instead
+/// of holding the input's first packet for its whole latency.
 const JITTER_FASTSTART_PACKETS: u32 = 2;
 
-fn jitterbuffer() -> ElementPlan {
+/// A composite input starts at once: its first frames reach the mixer within its latency. A
+/// tracks input holds its first packet for the whole latency, so that a participant's audio
+/// and video both reach their muxer before it writes the file's headers (started on two
+/// packets, video wrote them alone: the audio then failed the recording, "Caps on pad arrived
+/// late", or opened a second file).
+fn jitterbuffer(mode: Mode) -> ElementPlan {
+    let faststart = match mode {
+        Mode::Composite => JITTER_FASTSTART_PACKETS,
+        Mode::Tracks => 0,
+    };
     ElementPlan::new(
         "rtpjitterbuffer",
         &[
             ("latency", &JITTER_LATENCY_MS),
-            ("faststart-min-packets", &JITTER_FASTSTART_PACKETS),
+            ("faststart-min-packets", &faststart),
         ],
     )
 }

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use crate::build::BuildError;
 use crate::control::{self, Command, Msg};
 use crate::events::EventStream;
-use crate::input::TrackInput;
+use crate::input::{Arrival, TrackInput};
 use crate::shared::{lock, Shared};
 use crate::spec::{RecordingSpec, SpecError, TrackSpec};
 use crate::stats::{Health, Outcome, RecorderState};
@@ -84,6 +84,11 @@ impl Recorder {
             .send(Msg::Cmd(make(reply)))
             .map_err(|_| RecorderError::Finished)?;
         rx.await.map_err(|_| RecorderError::Finished)?
+    }
+
+    /// Now on this recorder's clock: a packet's arrival, for [`TrackInput::push_rtp_arrived`].
+    pub fn arrival(&self) -> Arrival {
+        Arrival(self.shared.timeline.now())
     }
 
     /// Adds an input. Video inputs trigger a [`crate::RecorderEvent::KeyframeNeeded`] at once.

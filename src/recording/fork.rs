@@ -5,7 +5,7 @@
 
 use crate::sfu::forwarder::{ConsumerKind, ForwarderHandle};
 use crate::sfu::room::PublishedTrack;
-use pipelines::{Codec, Recorder, TrackKind, TrackSpec};
+use pipelines::{Arrival, Codec, Recorder, TrackInput, TrackKind, TrackSpec};
 use rtc::rtp;
 use rtc::shared::marshal::Marshal;
 use signaling::protocol::MediaKind;
@@ -59,22 +59,46 @@ async fn feed(mut packets: mpsc::Receiver<rtp::Packet>, mut spec: TrackSpec, rec
     };
     spec.payload_type = first.header.payload_type;
     let id = spec.id.clone();
-    let input = match rec.add_input(spec).await {
+    // Building the input takes a while; what arrives meanwhile keeps its arrival time, so the
+    // input's first packets do not reach its jitter buffer as one late burst.
+    let mut waiting = vec![(rec.arrival(), first)];
+    let adding = rec.add_input(spec);
+    tokio::pin!(adding);
+    let mut open = true;
+    let added = loop {
+        tokio::select! {
+            added = &mut adding => break added,
+            packet = packets.recv(), if open && waiting.len() < FORK_QUEUE => match packet {
+                Some(packet) => waiting.push((rec.arrival(), packet)),
+                None => open = false,
+            },
+        }
+    };
+    let input = match added {
         Ok(input) => input,
         Err(e) => {
             tracing::warn!("recording input {id}: {e}");
             return;
         }
     };
-    let mut next = Some(first);
-    while let Some(packet) = next {
-        match packet.marshal() {
-            Ok(bytes) => {
-                let _ = input.push_rtp(&bytes); // drops are counted by the input
-            }
-            Err(e) => tracing::debug!("recording input {id}: cannot marshal RTP: {e}"),
+    for (arrival, packet) in waiting {
+        push(&input, &packet, arrival);
+    }
+    while open {
+        match packets.recv().await {
+            Some(packet) => push(&input, &packet, rec.arrival()),
+            None => open = false,
         }
-        next = packets.recv().await;
     }
     let _ = rec.remove_input(&id).await;
+}
+
+/// Hands one packet to the recorder; drops are counted by the input.
+fn push(input: &TrackInput, packet: &rtp::Packet, arrival: Arrival) {
+    match packet.marshal() {
+        Ok(bytes) => {
+            let _ = input.push_rtp_arrived(&bytes, arrival);
+        }
+        Err(e) => tracing::debug!("recording input {}: cannot marshal RTP: {e}", input.id()),
+    }
 }

@@ -34,6 +34,8 @@ pub(super) struct Consumer {
     pub(super) id: u64,
     queue: ConsumerQueue,
     kind: ConsumerKind,
+    /// Where it started: see [`StreamStart`].
+    start: StreamStart,
 }
 
 pub(super) enum Command {
@@ -52,9 +54,12 @@ impl ForwarderHandle {
     /// Adds a consumer; it asks for a keyframe with [`Self::request_keyframe`] once it can
     /// deliver one (a subscriber only after its connection is up).
     pub fn add_consumer(&self, id: u64, queue: ConsumerQueue, kind: ConsumerKind) {
-        let _ = self
-            .commands
-            .send(Command::AddConsumer(Consumer { id, queue, kind }));
+        let _ = self.commands.send(Command::AddConsumer(Consumer {
+            id,
+            queue,
+            kind,
+            start: StreamStart::default(),
+        }));
     }
 
     pub fn remove_consumer(&self, id: u64) {
@@ -147,19 +152,26 @@ impl Forwarder {
     }
 
     async fn forward(&mut self, mut packet: rtp::Packet) {
-        if let Err(reason) = self
+        let admitted = match self
             .seen
             .admit(packet.header.ssrc, packet.header.sequence_number)
         {
-            METRICS.drop_packet(reason);
-            return;
-        }
+            Ok(admitted) => admitted,
+            Err(reason) => {
+                METRICS.drop_packet(reason);
+                return;
+            }
+        };
         self.media_ssrc = Some(packet.header.ssrc);
         self.observe_level(&packet);
         strip_extensions(&mut packet.header);
         let mut lost_consumer = false;
         let mut need_keyframe = false;
-        for consumer in &self.consumers {
+        let (ssrc, seq) = (packet.header.ssrc, packet.header.sequence_number);
+        for consumer in &mut self.consumers {
+            if !consumer.start.admits(ssrc, seq, admitted) {
+                continue;
+            }
             match consumer.queue.try_send(packet.clone()) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
@@ -262,6 +274,48 @@ impl PliGate {
     }
 }
 
+/// Where a consumer's stream starts: at the first newest packet after it joined, never at a
+/// repair of an older one, and nothing older than that start follows. A retransmission as
+/// the first packet, or one of a packet from before the start, would give the recorder's
+/// jitter buffer a first packet that arrived late, and it maps the track's RTP time to its
+/// clock from the first packet (the start of the track was compressed by up to 200 ms).
+#[derive(Clone, Copy, Debug, Default)]
+struct StreamStart(Option<(u32, u16)>);
+
+impl StreamStart {
+    /// Whether the consumer gets packet `seq` of `ssrc`, [`Admitted`] as `admitted`.
+    fn admits(&mut self, ssrc: u32, seq: u16, admitted: Admitted) -> bool {
+        match self.0 {
+            Some((started, first)) if started == ssrc => {
+                let offset = seq.wrapping_sub(first);
+                if offset >= 0x8000 {
+                    return false; // older than the start
+                }
+                if offset > 0x4000 {
+                    // Far past the start: keep it within half the sequence space behind, so
+                    // that "older" stays well defined across the wrap.
+                    self.0 = Some((ssrc, seq.wrapping_sub(0x4000)));
+                }
+                true
+            }
+            _ if admitted == Admitted::Newest => {
+                self.0 = Some((ssrc, seq));
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// How a packet [`SeenWindow::admit`]ted relates to the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Admitted {
+    /// Newer than every packet before: the stream moves on.
+    Newest,
+    /// Fills a gap behind the newest: a retransmission, or a packet that was overtaken.
+    Repair,
+}
+
 /// The sequence numbers of one stream seen within [`SEEN_WINDOW`] of the newest.
 struct SeenWindow {
     ssrc: Option<u32>,
@@ -282,7 +336,7 @@ impl Default for SeenWindow {
 impl SeenWindow {
     /// Records `seq` of `ssrc`; `Err` with the drop reason when it was seen already
     /// (`duplicate`) or is too far behind the newest to tell (`late`). A new SSRC starts afresh.
-    fn admit(&mut self, ssrc: u32, seq: u16) -> Result<(), &'static str> {
+    fn admit(&mut self, ssrc: u32, seq: u16) -> Result<Admitted, &'static str> {
         if self.ssrc != Some(ssrc) {
             *self = Self {
                 ssrc: Some(ssrc),
@@ -290,7 +344,7 @@ impl SeenWindow {
                 ..Self::default()
             };
             self.mark(seq, true);
-            return Ok(());
+            return Ok(Admitted::Newest);
         }
         let ahead = seq.wrapping_sub(self.newest);
         if ahead != 0 && ahead < 0x8000 {
@@ -299,7 +353,7 @@ impl SeenWindow {
             }
             self.newest = seq;
             self.mark(seq, true);
-            return Ok(());
+            return Ok(Admitted::Newest);
         }
         if self.newest.wrapping_sub(seq) >= SEEN_WINDOW {
             return Err("late");
@@ -307,7 +361,7 @@ impl SeenWindow {
         if self.mark(seq, true) {
             return Err("duplicate");
         }
-        Ok(())
+        Ok(Admitted::Repair)
     }
 
     /// Sets whether `seq` was seen; returns whether it was before.
@@ -391,26 +445,78 @@ mod tests {
     }
 
     #[test]
+    fn a_consumer_starts_at_a_newest_packet_and_gets_nothing_older() {
+        let mut start = StreamStart::default();
+        assert!(
+            !start.admits(7, 100, Admitted::Repair),
+            "not a repair first"
+        );
+        assert!(start.admits(7, 103, Admitted::Newest));
+        assert!(
+            !start.admits(7, 101, Admitted::Repair),
+            "older than the start"
+        );
+        assert!(start.admits(7, 105, Admitted::Newest));
+        assert!(
+            start.admits(7, 104, Admitted::Repair),
+            "a gap after the start"
+        );
+        for seq in (106..=u16::MAX).chain(0..=3) {
+            assert!(
+                start.admits(7, seq, Admitted::Newest),
+                "{seq}, across the wrap"
+            );
+        }
+        assert!(start.admits(7, 2, Admitted::Repair));
+        assert!(
+            !start.admits(9, 50, Admitted::Repair),
+            "a new SSRC starts anew"
+        );
+        assert!(start.admits(9, 51, Admitted::Newest));
+        assert!(!start.admits(9, 50, Admitted::Repair));
+    }
+
+    #[test]
     fn seen_window_admits_each_sequence_number_once() {
         let mut w = SeenWindow::default();
-        assert_eq!(w.admit(7, 65_534), Ok(()));
+        assert_eq!(w.admit(7, 65_534), Ok(Admitted::Newest));
         assert_eq!(
             w.admit(7, 1),
-            Ok(()),
+            Ok(Admitted::Newest),
             "across the wrap, 65535 and 0 missing"
         );
         assert_eq!(w.admit(7, 1), Err("duplicate"));
-        assert_eq!(w.admit(7, 65_535), Ok(()), "a gap filled late");
-        assert_eq!(w.admit(7, 0), Ok(()));
+        assert_eq!(
+            w.admit(7, 65_535),
+            Ok(Admitted::Repair),
+            "a gap filled late"
+        );
+        assert_eq!(w.admit(7, 0), Ok(Admitted::Repair));
         assert_eq!(w.admit(7, 0), Err("duplicate"));
         assert_eq!(w.admit(7, 65_534), Err("duplicate"));
-        assert_eq!(w.admit(7, 1 + SEEN_WINDOW), Ok(()), "a jump ahead");
+        assert_eq!(
+            w.admit(7, 1 + SEEN_WINDOW),
+            Ok(Admitted::Newest),
+            "a jump ahead"
+        );
         assert_eq!(w.admit(7, 1), Err("late"));
-        assert_eq!(w.admit(7, 2), Ok(()), "skipped over, not seen");
-        assert_eq!(w.admit(8, 1), Ok(()), "another SSRC starts afresh");
+        assert_eq!(
+            w.admit(7, 2),
+            Ok(Admitted::Repair),
+            "skipped over, not seen"
+        );
+        assert_eq!(
+            w.admit(8, 1),
+            Ok(Admitted::Newest),
+            "another SSRC starts afresh"
+        );
         assert_eq!(w.admit(8, 1), Err("duplicate"));
-        assert_eq!(w.admit(8, 2 + SEEN_WINDOW), Ok(()));
-        assert_eq!(w.admit(8, 3), Ok(()), "a jump clears the whole window");
+        assert_eq!(w.admit(8, 2 + SEEN_WINDOW), Ok(Admitted::Newest));
+        assert_eq!(
+            w.admit(8, 3),
+            Ok(Admitted::Repair),
+            "a jump clears the whole window"
+        );
     }
 
     #[test]

@@ -101,7 +101,14 @@ impl DecodeStats {
     }
 }
 
+/// How long a test decoder waits for a missing packet: like a browser's jitter buffer on a
+/// lossy link, long enough for a NACKed retransmission (one round trip plus the server's NACK
+/// interval) to arrive.
+const DECODER_LATENCY_MS: u32 = 500;
+
 /// Decodes received RTP of one track (jitter buffer, depayloader, libvpx/libopus decoder).
+/// Video frames are decoded only from a keyframe on and after each loss nothing until the next
+/// keyframe, so a frame that counts was decoded from complete references.
 pub struct Decoder {
     src: gst_app::AppSrc,
     pub stats: Arc<DecodeStats>,
@@ -113,7 +120,7 @@ impl Decoder {
         let (caps, chain) = match kind {
             MediaKind::Video => (
                 "application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8,payload=96",
-                "rtpvp8depay ! vp8dec ! videoconvert ! video/x-raw,format=I420",
+                "rtpvp8depay wait-for-keyframe=true ! vp8dec ! videoconvert ! video/x-raw,format=I420",
             ),
             MediaKind::Audio => (
                 "application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=111",
@@ -122,7 +129,7 @@ impl Decoder {
         };
         let pipeline = launch(&format!(
             "appsrc name=src is-live=true do-timestamp=true format=time caps=\"{caps}\" \
-             ! rtpjitterbuffer latency=100 ! {chain} ! appsink name=sink sync=false"
+             ! rtpjitterbuffer latency={DECODER_LATENCY_MS} ! {chain} ! appsink name=sink sync=false"
         ));
         let stats = Arc::new(DecodeStats::default());
         let counted = Arc::clone(&stats);

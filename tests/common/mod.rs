@@ -6,6 +6,7 @@
 pub mod check;
 pub mod cutting_proxy;
 pub mod impair;
+pub mod lossy;
 pub mod media;
 pub mod moto;
 pub mod peer;

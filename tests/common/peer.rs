@@ -5,6 +5,8 @@ use super::TestServer;
 use capstan::config::RtcConfig;
 use capstan::sfu::peer::{codec, Peer, PeerEvent, PeerEvents, PeerFactory};
 use futures::{SinkExt, StreamExt};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
 use rtc::rtp::extension::HeaderExtension;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -14,13 +16,14 @@ use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use signaling::protocol::{ClientMessage, MediaKind, ParticipantInfo, ServerMessage};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::media_stream::MediaStreamTrack;
 
@@ -123,6 +126,8 @@ pub struct MediaOptions {
     pub audio_level: Option<u8>,
     /// `videotestsrc` pattern of the published video (`ball`, mostly black, by default).
     pub video_pattern: Option<&'static str>,
+    /// Counts the keyframe requests (PLI and FIR) the published video receives.
+    pub keyframe_requests: Option<Arc<AtomicU64>>,
 }
 
 /// Publishes VP8 + Opus tracks fed by GStreamer on `peer`; returns what keeps them running.
@@ -156,6 +161,13 @@ pub async fn publish_test_media(
             .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
             .await
             .expect("add track");
+        if let Some(count) = options
+            .keyframe_requests
+            .clone()
+            .filter(|_| kind == MediaKind::Video)
+        {
+            tokio::spawn(count_keyframe_requests(Arc::clone(&track), count));
+        }
         let (tx, mut rx) = mpsc::channel(512);
         let source = rtp_source(kind, options.video_pattern.unwrap_or("ball"), tx);
         let probe = options.probe.clone();
@@ -178,6 +190,23 @@ pub async fn publish_test_media(
         running.push((source, writer));
     }
     running
+}
+
+/// Counts the PLIs and FIRs arriving for `track` while the test holds `count`.
+async fn count_keyframe_requests(track: Arc<TrackLocalStaticRTP>, count: Arc<AtomicU64>) {
+    while Arc::strong_count(&count) > 1 {
+        match track.poll().await {
+            Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
+                let requests = packets.iter().filter(|p| {
+                    let any = p.as_any();
+                    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+                });
+                count.fetch_add(requests.count() as u64, Ordering::Relaxed);
+            }
+            Some(_) => {}
+            None => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
 }
 
 /// Decodes every track arriving on a connection; records them in `seen`.

@@ -1,0 +1,238 @@
+//! Recordings and viewers across lossy links: WHIP publishers send through the impaired-link
+//! relay (50 ms round trip) with random or burst loss, the room is recorded, and the files are
+//! checked by their decoded content against a publisher on a clean link recorded at the same
+//! time. The server NACKs what it misses, the recorder's jitter buffer waits for the
+//! retransmissions, and what stays lost is counted.
+
+mod common;
+
+use capstan::auth::Role;
+use common::impair::{
+    candidates_via, media_address, without_candidates, GilbertElliott, ImpairedRelay, Link,
+    LinkConfig,
+};
+use common::lossy::{clean, content, publish_through, random_loss, Content};
+use common::peer::{decode_incoming, whep_offer_peer, MediaOptions, SeenHandle};
+use common::recording::{id_of, Host};
+use common::{wait_for, TestServer};
+use reqwest::StatusCode;
+use serde_json::Value;
+use signaling::protocol::MediaKind;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(30);
+/// How long each scenario is recorded.
+const RECORDED: Duration = Duration::from_secs(12);
+
+/// 2 % loss in bursts: the bad state holds 1.96 % of the time and lasts 4 packets on average.
+fn burst_loss() -> LinkConfig {
+    LinkConfig {
+        burst: Some(GilbertElliott {
+            p_good_to_bad: 0.005,
+            p_bad_to_good: 0.25,
+            loss_in_bad: 1.0,
+        }),
+        ..clean()
+    }
+}
+
+async fn published(server: &TestServer, tracks: usize) {
+    wait_for("the tracks published", WAIT, || async {
+        server.metric("capstan_published_tracks").await >= tracks as f64
+    })
+    .await;
+}
+
+/// The pipelines view of one recording.
+async fn pipeline_of(server: &TestServer, id: &str) -> Value {
+    let pipelines = common::recording::call(
+        reqwest::Method::GET,
+        &format!("{}/api/webrtc/pipelines", server.base),
+        Some(&server.token("any", "ops", Role::Admin)),
+    )
+    .await
+    .expect(StatusCode::OK);
+    pipelines["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["recording_id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no pipeline {id}: {pipelines}"))
+}
+
+/// Four publishers at once, each in its own room and behind its own relay: a clean link,
+/// 5 % and 10 % random loss, 2 % burst loss, all uplink (towards the server). Each room is
+/// recorded in `tracks` mode for the same 12 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracks_recordings_across_uplink_loss_are_as_complete_as_on_a_clean_link() {
+    let server = TestServer::start().await;
+    let scenarios = [
+        ("clean", clean()),
+        ("random-5", random_loss(0.05)),
+        ("random-10", random_loss(0.10)),
+        ("burst-2", burst_loss()),
+    ];
+    let mut publishers = Vec::new();
+    for (seed, (room, uplink)) in scenarios.iter().enumerate() {
+        let requests = Arc::new(AtomicU64::new(0));
+        let options = MediaOptions {
+            keyframe_requests: Some(Arc::clone(&requests)),
+            ..Default::default()
+        };
+        let publisher = publish_through(
+            &server,
+            room,
+            "cam",
+            (*uplink, clean()),
+            10 * seed as u64,
+            options,
+        )
+        .await;
+        publishers.push((publisher, requests));
+    }
+    published(&server, 2 * scenarios.len()).await;
+
+    let mut recordings = Vec::new();
+    for (room, _) in &scenarios {
+        let host = Host::new(&server, room);
+        let id = id_of(&host.start("mode=tracks").await.expect(StatusCode::CREATED));
+        recordings.push((host, id));
+    }
+    let started = Instant::now();
+    let requests_at_start: Vec<u64> = publishers
+        .iter()
+        .map(|(_, r)| r.load(Ordering::Relaxed))
+        .collect();
+    tokio::time::sleep(RECORDED).await;
+    let views =
+        futures::future::join_all(recordings.iter().map(|(_, id)| pipeline_of(&server, id))).await;
+    let elapsed = started.elapsed();
+    let requests: Vec<u64> = publishers
+        .iter()
+        .zip(&requests_at_start)
+        .map(|((_, r), at_start)| r.load(Ordering::Relaxed) - at_start)
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut measured: Vec<Content> = Vec::new();
+    for (host, id) in &recordings {
+        host.act(id, "stop").await.expect(StatusCode::OK);
+        let state = host.status(id).await;
+        assert_eq!(state["files"].as_array().unwrap().len(), 1, "{state}");
+        measured.push(content(&host.download(id, 0, dir.path()).await));
+    }
+
+    let baseline = measured[0].completeness();
+    for (i, (room, _)) in scenarios.iter().enumerate() {
+        let up = publishers[i].0.relay.uplink();
+        let lost: u64 = views[i]["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|input| input["packets_lost"].as_u64().unwrap())
+            .sum();
+        let per_minute = requests[i] as f64 * 60.0 / elapsed.as_secs_f64();
+        let m = &measured[i];
+        println!(
+            "{room}: uplink dropped {} of {} packets ({:.1} %); recording: {} of {} frames ({:.1} %), \
+             longest freeze {:.0} ms, longest audio gap {:.0} ms, {lost} packets lost after recovery; \
+             {} keyframe requests to the publisher ({per_minute:.1} per minute)",
+            up.dropped(),
+            up.sent,
+            100.0 * up.dropped() as f64 / up.sent as f64,
+            m.frames,
+            m.expected,
+            100.0 * m.completeness(),
+            1000.0 * m.longest_freeze,
+            1000.0 * m.longest_audio_gap,
+            requests[i],
+        );
+        assert!(
+            m.completeness() >= 0.99 * baseline,
+            "{room}: {m:?}, clean link: {:?}",
+            measured[0]
+        );
+        assert!(m.longest_freeze <= 0.2, "{room}: {m:?}");
+        assert!(m.longest_audio_gap <= 0.06, "{room}: {m:?}");
+        // Everything lost was recovered: no keyframe was needed after the recording's first.
+        assert!(
+            requests[i] <= 2,
+            "{room}: {} keyframe requests",
+            requests[i]
+        );
+    }
+    for (i, (room, _)) in scenarios.iter().enumerate().skip(1) {
+        assert!(
+            publishers[i].0.relay.uplink().dropped() > 0,
+            "{room}: the relay dropped nothing"
+        );
+    }
+    server.assert_clean_log();
+}
+
+/// A WHEP viewer behind 5 % downlink loss decodes as many frames as one on a clean link: the
+/// server answers its NACKs from the packets it recently sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_behind_downlink_loss_decodes_every_frame() {
+    let server = TestServer::start().await;
+    let _publisher = publish_through(
+        &server,
+        "down",
+        "cam",
+        (clean(), clean()),
+        1,
+        MediaOptions::default(),
+    )
+    .await;
+    published(&server, 2).await;
+    let mut viewers = Vec::new();
+    for (seed, downlink) in [(2, clean()), (3, random_loss(0.05))] {
+        let token = server.token("down", &format!("viewer-{seed}"), Role::Participant);
+        let (viewer, events) = whep_offer_peer().await;
+        let offer = without_candidates(&viewer.offer().await.unwrap());
+        let reply = server
+            .post_sdp("/whep/down/cam", Some(&token), "application/sdp", offer)
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        let relay = ImpairedRelay::start(
+            media_address(&reply.body),
+            Link::new(clean(), seed),
+            Link::new(downlink, seed + 100),
+        )
+        .await;
+        viewer
+            .accept_answer(candidates_via(&reply.body, relay.addr))
+            .await
+            .unwrap();
+        let seen = SeenHandle::default();
+        let decoding = decode_incoming(events, seen.clone());
+        viewers.push((viewer, relay, seen, decoding));
+    }
+    let frames = |i: usize| viewers[i].2.frames_from("cam", MediaKind::Video);
+    wait_for("both viewers decoding", WAIT, || async {
+        frames(0) >= 30 && frames(1) >= 30
+    })
+    .await;
+    let before = [frames(0), frames(1)];
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let decoded = [frames(0) - before[0], frames(1) - before[1]];
+    let down = viewers[1].1.downlink();
+    println!(
+        "downlink dropped {} of {} packets ({:.1} %); clean viewer decoded {} frames, lossy viewer {}",
+        down.dropped(),
+        down.sent,
+        100.0 * down.dropped() as f64 / down.sent as f64,
+        decoded[0],
+        decoded[1]
+    );
+    assert!(down.dropped() > 0, "{down:?}");
+    assert!(
+        decoded[1] as f64 >= 0.99 * decoded[0] as f64,
+        "lossy viewer decoded {} frames, clean viewer {}",
+        decoded[1],
+        decoded[0]
+    );
+    server.assert_clean_log();
+}
