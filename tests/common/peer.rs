@@ -16,7 +16,6 @@ use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use signaling::protocol::{ClientMessage, MediaKind, ParticipantInfo, ServerMessage};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -126,8 +125,8 @@ pub struct MediaOptions {
     pub audio_level: Option<u8>,
     /// `videotestsrc` pattern of the published video (`ball`, mostly black, by default).
     pub video_pattern: Option<&'static str>,
-    /// Counts the keyframe requests (PLI and FIR) the published video receives.
-    pub keyframe_requests: Option<Arc<AtomicU64>>,
+    /// Logs the keyframe requests (PLI and FIR) the published video receives.
+    pub keyframe_requests: Option<Arc<KeyframeRequests>>,
 }
 
 /// Publishes VP8 + Opus tracks fed by GStreamer on `peer`; returns what keeps them running.
@@ -192,16 +191,33 @@ pub async fn publish_test_media(
     running
 }
 
-/// Counts the PLIs and FIRs arriving for `track` while the test holds `count`.
-async fn count_keyframe_requests(track: Arc<TrackLocalStaticRTP>, count: Arc<AtomicU64>) {
-    while Arc::strong_count(&count) > 1 {
+/// When a publisher's video was asked for a keyframe (a PLI or a FIR).
+#[derive(Default)]
+pub struct KeyframeRequests(Mutex<Vec<Instant>>);
+
+impl KeyframeRequests {
+    /// Requests received so far.
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    /// When each request arrived, in order.
+    pub fn times(&self) -> Vec<Instant> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Logs the PLIs and FIRs arriving for `track` while the test holds `log`.
+async fn count_keyframe_requests(track: Arc<TrackLocalStaticRTP>, log: Arc<KeyframeRequests>) {
+    while Arc::strong_count(&log) > 1 {
         match track.poll().await {
             Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
                 let requests = packets.iter().filter(|p| {
                     let any = p.as_any();
                     any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
                 });
-                count.fetch_add(requests.count() as u64, Ordering::Relaxed);
+                let now = Instant::now();
+                log.0.lock().unwrap().extend(requests.map(|_| now));
             }
             Some(_) => {}
             None => tokio::time::sleep(Duration::from_millis(20)).await,

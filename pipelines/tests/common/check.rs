@@ -355,3 +355,55 @@ pub fn decoded_frame_times(path: &Path, kind: &str) -> Vec<(f64, f64)> {
         })
         .collect()
 }
+
+/// The longest time, in s, for which the picture in each of `columns` equal vertical strips
+/// of the first video stream did not change, from the strip's first change (a tile waiting
+/// for its first frame is not frozen): decoded at 64x36 gray, a strip changed when one
+/// of its pixels moved by more than 12 levels since the previous frame (coding noise of a
+/// still picture stays below that; the test sources' moving ball is far above it).
+pub fn longest_still(path: &Path, columns: usize) -> Vec<f64> {
+    const W: usize = 64;
+    const H: usize = 36;
+    let times = decoded_frame_times(path, "video");
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:v:0", "-fps_mode", "passthrough"])
+        .args([
+            "-vf",
+            &format!("scale={W}:{H},format=gray"),
+            "-f",
+            "rawvideo",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg runs");
+    let frames: Vec<&[u8]> = out.stdout.chunks_exact(W * H).collect();
+    assert_eq!(frames.len(), times.len(), "{}: frames", path.display());
+    assert!(frames.len() > 1, "{}: no video", path.display());
+    let strip = W / columns;
+    (0..columns)
+        .map(|c| {
+            let changed = |a: &[u8], b: &[u8]| {
+                (0..H).any(|y| {
+                    let row = y * W + c * strip..y * W + (c + 1) * strip;
+                    a[row.clone()]
+                        .iter()
+                        .zip(&b[row])
+                        .any(|(p, q)| p.abs_diff(*q) > 12)
+                })
+            };
+            let mut since: Option<f64> = None;
+            let mut longest: f64 = 0.0;
+            for i in 1..frames.len() {
+                if changed(frames[i - 1], frames[i]) {
+                    let t = times[i].0;
+                    longest = longest.max(since.map_or(0.0, |s| t - s));
+                    since = Some(t);
+                }
+            }
+            let end = times[times.len() - 1].0;
+            longest.max(end - since.expect("the picture never changed"))
+        })
+        .collect()
+}
