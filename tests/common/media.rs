@@ -37,18 +37,25 @@ fn launch(description: &str) -> gst::Pipeline {
         .expect("a pipeline")
 }
 
-/// Live RTP of `kind` (VP8 320x240@15 of `pattern`, or Opus 48 kHz) delivered to `packets`.
-pub fn rtp_source(kind: MediaKind, pattern: &str, packets: mpsc::Sender<rtp::Packet>) -> Pipeline {
+/// The published audio, from source to RTP payloader: a 440 Hz sine, Opus 48 kHz stereo.
+pub const AUDIO: &str = "audiotestsrc is-live=true wave=sine freq=440 \
+    ! audio/x-raw,rate=48000,channels=2 ! opusenc ! rtpopuspay pt=111 mtu=1150";
+
+/// Live RTP of `kind` (VP8 320x240@15 of `pattern`, or `audio` such as [`AUDIO`]) delivered
+/// to `packets`.
+pub fn rtp_source(
+    kind: MediaKind,
+    pattern: &str,
+    audio: &str,
+    packets: mpsc::Sender<rtp::Packet>,
+) -> Pipeline {
     let description = match kind {
         MediaKind::Video => format!(
             "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={WIDTH},height={HEIGHT},framerate=15/1 \
              ! vp8enc deadline=1 cpu-used=8 keyframe-max-dist=30 target-bitrate=300000 \
              ! rtpvp8pay pt=96 mtu=1150 ! appsink name=sink sync=false"
         ),
-        MediaKind::Audio => "audiotestsrc is-live=true wave=sine freq=440 \
-             ! audio/x-raw,rate=48000,channels=2 ! opusenc ! rtpopuspay pt=111 mtu=1150 \
-             ! appsink name=sink sync=false"
-            .to_string(),
+        MediaKind::Audio => format!("{audio} ! appsink name=sink sync=false"),
     };
     let pipeline = launch(&description);
     let sink = app_sink(&pipeline);

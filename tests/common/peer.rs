@@ -1,6 +1,6 @@
 //! webrtc-rs test participants: publish GStreamer media, decode everything received.
 
-use super::media::{rtp_source, DecodeStats, Decoder, Pipeline};
+use super::media::{rtp_source, DecodeStats, Decoder, Pipeline, AUDIO};
 use super::TestServer;
 use capstan::config::RtcConfig;
 use capstan::sfu::peer::{codec, Peer, PeerEvent, PeerEvents, PeerFactory};
@@ -127,6 +127,11 @@ pub struct MediaOptions {
     pub video_pattern: Option<&'static str>,
     /// Logs the keyframe requests (PLI and FIR) the published video receives.
     pub keyframe_requests: Option<Arc<KeyframeRequests>>,
+    /// GStreamer source and Opus encoder of the published audio, up to its RTP payloader
+    /// ([`AUDIO`] by default).
+    pub audio: Option<String>,
+    /// Keeps a copy of every audio packet written to the track.
+    pub sent_audio: Option<Arc<Mutex<Vec<rtc::rtp::Packet>>>>,
 }
 
 /// Publishes VP8 + Opus tracks fed by GStreamer on `peer`; returns what keeps them running.
@@ -168,8 +173,17 @@ pub async fn publish_test_media(
             tokio::spawn(count_keyframe_requests(Arc::clone(&track), count));
         }
         let (tx, mut rx) = mpsc::channel(512);
-        let source = rtp_source(kind, options.video_pattern.unwrap_or("ball"), tx);
+        let source = rtp_source(
+            kind,
+            options.video_pattern.unwrap_or("ball"),
+            options.audio.as_deref().unwrap_or(AUDIO),
+            tx,
+        );
         let probe = options.probe.clone();
+        let sent = options
+            .sent_audio
+            .clone()
+            .filter(|_| kind == MediaKind::Audio);
         let level: Vec<_> = options
             .audio_level
             .filter(|_| kind == MediaKind::Audio)
@@ -182,6 +196,9 @@ pub async fn publish_test_media(
                 packet.header.ssrc = ssrc;
                 if let Some(probe) = &probe {
                     probe.sent(&stream, &packet);
+                }
+                if let Some(sent) = &sent {
+                    sent.lock().unwrap().push(packet.clone());
                 }
                 let _ = track.write_rtp_with_extensions(packet, &level).await;
             }
