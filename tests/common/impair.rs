@@ -176,6 +176,7 @@ enum Direction {
 pub struct ImpairedRelay {
     pub addr: SocketAddr,
     links: Arc<Mutex<[Link; 2]>>,
+    uplink_rtp_dropped: Arc<Mutex<Vec<(u8, u16)>>>,
     task: JoinHandle<()>,
 }
 
@@ -186,8 +187,19 @@ impl ImpairedRelay {
         server_side.connect(server).await.expect("connect relay");
         let addr = client_side.local_addr().unwrap();
         let links = Arc::new(Mutex::new([uplink, downlink]));
-        let task = tokio::spawn(relay(client_side, server_side, Arc::clone(&links)));
-        Self { addr, links, task }
+        let uplink_rtp_dropped = Arc::default();
+        let task = tokio::spawn(relay(
+            client_side,
+            server_side,
+            Arc::clone(&links),
+            Arc::clone(&uplink_rtp_dropped),
+        ));
+        Self {
+            addr,
+            links,
+            uplink_rtp_dropped,
+            task,
+        }
     }
 
     pub fn uplink(&self) -> Counters {
@@ -197,6 +209,12 @@ impl ImpairedRelay {
     pub fn downlink(&self) -> Counters {
         self.links.lock().unwrap()[1].counters
     }
+
+    /// `(payload type, sequence number)` of every RTP packet the uplink dropped (SRTP leaves
+    /// the RTP header in the clear), in the order sent.
+    pub fn uplink_rtp_dropped(&self) -> Vec<(u8, u16)> {
+        self.uplink_rtp_dropped.lock().unwrap().clone()
+    }
 }
 
 impl Drop for ImpairedRelay {
@@ -205,7 +223,12 @@ impl Drop for ImpairedRelay {
     }
 }
 
-async fn relay(client_side: UdpSocket, server_side: UdpSocket, links: Arc<Mutex<[Link; 2]>>) {
+async fn relay(
+    client_side: UdpSocket,
+    server_side: UdpSocket,
+    links: Arc<Mutex<[Link; 2]>>,
+    uplink_rtp_dropped: Arc<Mutex<Vec<(u8, u16)>>>,
+) {
     let mut queue: BinaryHeap<Due> = BinaryHeap::new();
     let mut client = None;
     let mut order = 0u64;
@@ -244,10 +267,27 @@ async fn relay(client_side: UdpSocket, server_side: UdpSocket, links: Arc<Mutex<
             }
         };
         let arrivals = links.lock().unwrap()[direction as usize].send(packet.len(), Instant::now());
+        if arrivals.is_empty() && direction == Direction::Up {
+            if let Some(header) = rtp_header(&packet) {
+                uplink_rtp_dropped.lock().unwrap().push(header);
+            }
+        }
         for at in arrivals {
             order += 1;
             queue.push(Reverse((at, order, direction, packet.clone())));
         }
+    }
+}
+
+/// `(payload type, sequence number)` of an RTP packet (RFC 3550 version 2, RTCP's packet
+/// types 192-223 excluded as RFC 5761 demultiplexes them); `None` for STUN, DTLS and RTCP.
+fn rtp_header(packet: &[u8]) -> Option<(u8, u16)> {
+    match packet {
+        [first, second, seq @ ..] if first >> 6 == 2 && !(192..=223).contains(second) => Some((
+            second & 0x7f,
+            u16::from_be_bytes([*seq.first()?, *seq.get(1)?]),
+        )),
+        _ => None,
     }
 }
 
