@@ -127,7 +127,7 @@ pub struct MediaOptions {
     pub video_pattern: Option<&'static str>,
     /// Logs the keyframe requests (PLI and FIR) the published video receives.
     pub keyframe_requests: Option<Arc<KeyframeRequests>>,
-    /// GStreamer source and Opus encoder of the published audio, up to its RTP payloader
+    /// GStreamer source, Opus encoder and RTP payloader of the published audio
     /// ([`AUDIO`] by default).
     pub audio: Option<String>,
     /// Keeps a copy of every audio packet written to the track.
