@@ -235,7 +235,9 @@ async fn a_full_disk_fails_that_recording_only() {
     let before = fine.status(&fine_id).await["duration_seconds"]
         .as_f64()
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The media written trails the timeline by up to the mixers' latency (1.5 s) when the
+    // machine is busy, so 4 s later at least 2 s more are written.
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let running = fine.status(&fine_id).await;
     assert_eq!(running["status"], "recording");
     assert!(

@@ -879,10 +879,11 @@ mod tests {
             &room(),
             &PlanContext::default(),
         );
-        // 854x480 I420 is 614,880 bytes: 0.5 s at 24 fps is 12 frames, 1 s is 24.
+        // 854x480 I420 is 614,880 bytes: 1.5 s (the mixers' latency) at 24 fps is 36 frames,
+        // 1 s is 24.
         let decoded = low.branches[0].chain.elements.last().unwrap();
-        assert_eq!(decoded.prop("max-size-time"), Some("500000000"));
-        assert_eq!(max_bytes(decoded), 12 * 614_880);
+        assert_eq!(decoded.prop("max-size-time"), Some("1500000000"));
+        assert_eq!(max_bytes(decoded), 36 * 614_880);
         let video = &low.mixers[0].encode.elements;
         assert_eq!(max_bytes(&video[1]), 24 * 614_880, "before the encoder");
         assert_eq!(
@@ -894,7 +895,7 @@ mod tests {
         assert_eq!(max_bytes(&audio[1]), 384_000, "1 s of 48 kHz stereo F32");
         assert_eq!(max_bytes(audio.last().unwrap()), ENCODED_QUEUE_MIN_BYTES);
         let opus = low.branches[1].chain.elements.last().unwrap();
-        assert_eq!(max_bytes(opus), 192_000, "0.5 s of raw audio");
+        assert_eq!(max_bytes(opus), 576_000, "1.5 s of raw audio");
 
         let ultra = plan(
             &spec_at(Mode::Composite, Format::Mp4, Quality::Ultra, false),

@@ -357,11 +357,11 @@ pub fn decoded_frame_times(path: &Path, kind: &str) -> Vec<(f64, f64)> {
 }
 
 /// The longest time, in s, for which the picture in each of `columns` equal vertical strips
-/// of the first video stream did not change, from the strip's first change (a tile waiting
-/// for its first frame is not frozen): decoded at 64x36 gray, a strip changed when one
+/// of the first video stream did not change, and when that still began, from the strip's
+/// first change on (a tile waiting for its first frame is not frozen): decoded at 64x36 gray, a strip changed when one
 /// of its pixels moved by more than 12 levels since the previous frame (coding noise of a
 /// still picture stays below that; the test sources' moving ball is far above it).
-pub fn longest_still(path: &Path, columns: usize) -> Vec<f64> {
+pub fn longest_still(path: &Path, columns: usize) -> Vec<(f64, f64)> {
     const W: usize = 64;
     const H: usize = 36;
     let times = decoded_frame_times(path, "video");
@@ -394,16 +394,22 @@ pub fn longest_still(path: &Path, columns: usize) -> Vec<f64> {
                 })
             };
             let mut since: Option<f64> = None;
-            let mut longest: f64 = 0.0;
+            let mut longest = (0.0, 0.0);
             for i in 1..frames.len() {
                 if changed(frames[i - 1], frames[i]) {
                     let t = times[i].0;
-                    longest = longest.max(since.map_or(0.0, |s| t - s));
+                    if let Some(s) = since.filter(|s| t - s > longest.0) {
+                        longest = (t - s, s);
+                    }
                     since = Some(t);
                 }
             }
+            let since = since.expect("the picture never changed");
             let end = times[times.len() - 1].0;
-            longest.max(end - since.expect("the picture never changed"))
+            if end - since > longest.0 {
+                longest = (end - since, since);
+            }
+            longest
         })
         .collect()
 }
