@@ -2,6 +2,7 @@
 //! fork's own bounded queue (never waiting on it), and the fork task hands each packet to the
 //! recorder's non-blocking `TrackInput`. The input is created with the first packet, whose
 //! payload type it takes, and removed when the queue closes (track ended or fork removed).
+//! Every packet goes in with the time the fork took it from its queue (its arrival).
 
 use crate::sfu::forwarder::{ConsumerKind, ForwarderHandle};
 use crate::sfu::room::PublishedTrack;

@@ -2,7 +2,8 @@
 //! through that consumer's own bounded queue. A full queue drops (counted) and asks the
 //! publisher for a keyframe; the forwarder never waits on a consumer. Each sequence number is
 //! forwarded once: a copy of a packet already forwarded (a late retransmission, or an old packet
-//! a publisher resends on its RTX stream as a bandwidth probe) is dropped, counted.
+//! a publisher resends on its RTX stream as a bandwidth probe) is dropped, counted. A consumer
+//! starts at a fresh packet and never gets one from before its start.
 
 use crate::metrics::METRICS;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
