@@ -117,7 +117,7 @@ fn feed_looped(input: TrackInput, track: RtpTrack, total: Duration) -> std::thre
                     .wrapping_add(ts_step.wrapping_mul(round));
                 data[2..4].copy_from_slice(&seq.to_be_bytes());
                 data[4..8].copy_from_slice(&ts.to_be_bytes());
-                let _ = input.push_rtp(&data);
+                let _ = input.push_rtp(data);
             }
         }
     })

@@ -140,8 +140,8 @@ impl TrackInput {
 
     /// Queues one RTP packet that arrives now. Never blocks: invalid packets and packets
     /// that do not fit the bounded queue are dropped and counted. The first valid packet
-    /// fixes the SSRC.
-    pub fn push_rtp(&self, packet: &[u8]) -> Result<(), Dropped> {
+    /// fixes the SSRC. The packet's memory becomes the buffer's, without a copy.
+    pub fn push_rtp<P: AsRef<[u8]> + Send + 'static>(&self, packet: P) -> Result<(), Dropped> {
         self.push_rtp_arrived(packet, Arrival(self.inner.timeline.now()))
     }
 
@@ -149,7 +149,11 @@ impl TrackInput {
     /// for a packet that waited before it could be pushed: the jitter buffer maps RTP time
     /// to the pipeline clock from arrival times, and a burst of packets stamped late would
     /// compress the track's start. Otherwise as [`Self::push_rtp`].
-    pub fn push_rtp_arrived(&self, packet: &[u8], arrival: Arrival) -> Result<(), Dropped> {
+    pub fn push_rtp_arrived<P: AsRef<[u8]> + Send + 'static>(
+        &self,
+        packet: P,
+        arrival: Arrival,
+    ) -> Result<(), Dropped> {
         let result = self.try_push(packet, arrival.0);
         if let Err(reason) = result {
             self.counter(reason).fetch_add(1, Ordering::Relaxed);
@@ -157,14 +161,18 @@ impl TrackInput {
         result
     }
 
-    fn try_push(&self, packet: &[u8], now: gst::ClockTime) -> Result<(), Dropped> {
+    fn try_push<P: AsRef<[u8]> + Send + 'static>(
+        &self,
+        packet: P,
+        now: gst::ClockTime,
+    ) -> Result<(), Dropped> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::Acquire)
             || inner.timeline.state() != RecorderState::Recording
         {
             return Err(Dropped::Inactive);
         }
-        let header = rtp::parse(packet).map_err(|_| Dropped::Malformed)?;
+        let header = rtp::parse(packet.as_ref()).map_err(|_| Dropped::Malformed)?;
         if header.payload_type != inner.spec.payload_type {
             return Err(Dropped::PayloadType);
         }
@@ -180,7 +188,8 @@ impl TrackInput {
         if inner.appsrc.current_level_bytes() >= APPSRC_MAX_BYTES {
             return Err(Dropped::Full);
         }
-        let mut buffer = gst::Buffer::from_slice(packet.to_vec());
+        let len = packet.as_ref().len() as u64;
+        let mut buffer = gst::Buffer::from_slice(packet);
         {
             let b = buffer.get_mut().expect("new buffer is writable");
             b.set_pts(now);
@@ -192,10 +201,7 @@ impl TrackInput {
             .map_err(|_| Dropped::Inactive)?;
         inner.last_packet.store(now.nseconds(), Ordering::Relaxed);
         inner.counters.packets.fetch_add(1, Ordering::Relaxed);
-        inner
-            .counters
-            .bytes
-            .fetch_add(packet.len() as u64, Ordering::Relaxed);
+        inner.counters.bytes.fetch_add(len, Ordering::Relaxed);
         Ok(())
     }
 

@@ -33,8 +33,8 @@
 //!         let _ = input;
 //!     }
 //! });
-//! for p in &packets {
-//!     let _ = video.push_rtp(p); // never blocks; drops are counted
+//! for p in packets {
+//!     let _ = video.push_rtp(p); // never blocks, does not copy; drops are counted
 //! }
 //! let outcome = recorder.stop(std::time::Duration::from_secs(10)).await?;
 //! println!("{:?} {:?}", outcome.files, outcome.duration);

@@ -4,11 +4,12 @@
 //! payload type it takes, and removed when the queue closes (track ended or fork removed).
 //! Every packet goes in with the time the fork took it from its queue (its arrival).
 
-use crate::sfu::forwarder::{ConsumerKind, ForwarderHandle};
+use crate::sfu::forwarder::{ConsumerQueue, ForwarderHandle};
 use crate::sfu::room::PublishedTrack;
+use bytes::Bytes;
 use pipelines::{Arrival, Codec, Recorder, TrackInput, TrackKind, TrackSpec};
 use rtc::rtp;
-use rtc::shared::marshal::Marshal;
+use rtc::shared::marshal::Unmarshal;
 use signaling::protocol::MediaKind;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -42,7 +43,7 @@ impl Fork {
         tokio::spawn(feed(packets, spec, recorder));
         track
             .forwarder
-            .add_consumer(consumer_id, queue, ConsumerKind::Recorder);
+            .add_consumer(consumer_id, ConsumerQueue::Recorder(queue));
         Fork {
             forwarder: track.forwarder.clone(),
             consumer_id,
@@ -54,15 +55,23 @@ impl Fork {
     }
 }
 
-async fn feed(mut packets: mpsc::Receiver<rtp::Packet>, mut spec: TrackSpec, rec: Arc<Recorder>) {
+/// Reads the forwarder's wire bytes of each packet; the payload type is the first packet's.
+async fn feed(mut packets: mpsc::Receiver<Bytes>, mut spec: TrackSpec, rec: Arc<Recorder>) {
     let Some(first) = packets.recv().await else {
         return;
     };
-    spec.payload_type = first.header.payload_type;
+    let arrived = rec.arrival();
     let id = spec.id.clone();
+    match rtp::header::Header::unmarshal(&mut first.as_ref()) {
+        Ok(header) => spec.payload_type = header.payload_type,
+        Err(e) => {
+            tracing::warn!("recording input {id}: first packet: {e}");
+            return;
+        }
+    }
     // Building the input takes a while; what arrives meanwhile keeps its arrival time, so the
     // input's first packets do not reach its jitter buffer as one late burst.
-    let mut waiting = vec![(rec.arrival(), first)];
+    let mut waiting = vec![(arrived, first)];
     let adding = rec.add_input(spec);
     tokio::pin!(adding);
     let mut open = true;
@@ -83,11 +92,11 @@ async fn feed(mut packets: mpsc::Receiver<rtp::Packet>, mut spec: TrackSpec, rec
         }
     };
     for (arrival, packet) in waiting {
-        push(&input, &packet, arrival);
+        push(&input, packet, arrival);
     }
     while open {
         match packets.recv().await {
-            Some(packet) => push(&input, &packet, rec.arrival()),
+            Some(packet) => push(&input, packet, rec.arrival()),
             None => open = false,
         }
     }
@@ -95,11 +104,6 @@ async fn feed(mut packets: mpsc::Receiver<rtp::Packet>, mut spec: TrackSpec, rec
 }
 
 /// Hands one packet to the recorder; drops are counted by the input.
-fn push(input: &TrackInput, packet: &rtp::Packet, arrival: Arrival) {
-    match packet.marshal() {
-        Ok(bytes) => {
-            let _ = input.push_rtp_arrived(&bytes, arrival);
-        }
-        Err(e) => tracing::debug!("recording input {}: cannot marshal RTP: {e}", input.id()),
-    }
+fn push(input: &TrackInput, packet: Bytes, arrival: Arrival) {
+    let _ = input.push_rtp_arrived(packet, arrival);
 }

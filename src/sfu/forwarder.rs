@@ -3,11 +3,15 @@
 //! publisher for a keyframe; the forwarder never waits on a consumer. Each sequence number is
 //! forwarded once: a copy of a packet already forwarded (a late retransmission, or an old packet
 //! a publisher resends on its RTX stream as a bandwidth probe) is dropped, counted. A consumer
-//! starts at a fresh packet and never gets one from before its start.
+//! starts at a fresh packet and never gets one from before its start. Subscribers get the
+//! packet (its payload shared, not copied); recorders get its wire bytes, serialized once per
+//! packet for all of them.
 
 use crate::metrics::METRICS;
+use bytes::Bytes;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
+use rtc::shared::marshal::Marshal;
 use signaling::protocol::MediaKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,22 +25,43 @@ const LEVEL_REPORT_INTERVAL: Duration = Duration::from_millis(250);
 /// Sequence numbers behind the newest that [`SeenWindow`] remembers.
 const SEEN_WINDOW: u16 = 1024;
 
-/// A consumer's queue of outgoing packets (a subscriber's writer or a recorder's fork).
-pub type ConsumerQueue = mpsc::Sender<rtp::Packet>;
+/// A consumer's queue of outgoing packets; drops are counted separately for each kind.
+pub enum ConsumerQueue {
+    /// A subscriber's writer, which rewrites the header for its connection.
+    Subscriber(mpsc::Sender<rtp::Packet>),
+    /// A recorder's fork, which takes the packet as it is on the wire.
+    Recorder(mpsc::Sender<Bytes>),
+}
 
-/// Who consumes: drops are counted separately for subscribers and recorders.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum ConsumerKind {
-    Subscriber,
-    Recorder,
+impl ConsumerQueue {
+    fn is_closed(&self) -> bool {
+        match self {
+            ConsumerQueue::Subscriber(q) => q.is_closed(),
+            ConsumerQueue::Recorder(q) => q.is_closed(),
+        }
+    }
 }
 
 pub(super) struct Consumer {
     pub(super) id: u64,
     queue: ConsumerQueue,
-    kind: ConsumerKind,
     /// Where it started: see [`StreamStart`].
     start: StreamStart,
+}
+
+/// Why a packet did not reach a consumer.
+enum Missed {
+    Full,
+    Closed,
+}
+
+impl<T> From<mpsc::error::TrySendError<T>> for Missed {
+    fn from(e: mpsc::error::TrySendError<T>) -> Self {
+        match e {
+            mpsc::error::TrySendError::Full(_) => Missed::Full,
+            mpsc::error::TrySendError::Closed(_) => Missed::Closed,
+        }
+    }
 }
 
 pub(super) enum Command {
@@ -54,11 +79,10 @@ pub struct ForwarderHandle {
 impl ForwarderHandle {
     /// Adds a consumer; it asks for a keyframe with [`Self::request_keyframe`] once it can
     /// deliver one (a subscriber only after its connection is up).
-    pub fn add_consumer(&self, id: u64, queue: ConsumerQueue, kind: ConsumerKind) {
+    pub fn add_consumer(&self, id: u64, queue: ConsumerQueue) {
         let _ = self.commands.send(Command::AddConsumer(Consumer {
             id,
             queue,
-            kind,
             start: StreamStart::default(),
         }));
     }
@@ -166,6 +190,7 @@ impl Forwarder {
         self.media_ssrc = Some(packet.header.ssrc);
         self.observe_level(&packet);
         strip_extensions(&mut packet.header);
+        let mut wire = None; // the wire bytes, serialized for the first recorder
         let mut lost_consumer = false;
         let mut need_keyframe = false;
         let (ssrc, seq) = (packet.header.ssrc, packet.header.sequence_number);
@@ -173,16 +198,30 @@ impl Forwarder {
             if !consumer.start.admits(ssrc, seq, admitted) {
                 continue;
             }
-            match consumer.queue.try_send(packet.clone()) {
+            let sent = match &consumer.queue {
+                ConsumerQueue::Subscriber(q) => q.try_send(packet.clone()).map_err(Missed::from),
+                ConsumerQueue::Recorder(q) => {
+                    match wire.get_or_insert_with(|| packet.marshal().map(|b| b.freeze())) {
+                        Ok(bytes) => q.try_send(bytes.clone()).map_err(Missed::from),
+                        Err(e) => {
+                            tracing::debug!("cannot serialize RTP for a recorder: {e}");
+                            continue;
+                        }
+                    }
+                }
+            };
+            match sent {
                 Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    match consumer.kind {
-                        ConsumerKind::Subscriber => METRICS.drop_packet("subscriber_queue_full"),
-                        ConsumerKind::Recorder => METRICS.recorder_drop("fork_queue_full", 1),
+                Err(Missed::Full) => {
+                    match consumer.queue {
+                        ConsumerQueue::Subscriber(_) => {
+                            METRICS.drop_packet("subscriber_queue_full")
+                        }
+                        ConsumerQueue::Recorder(_) => METRICS.recorder_drop("fork_queue_full", 1),
                     }
                     need_keyframe = true;
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => lost_consumer = true,
+                Err(Missed::Closed) => lost_consumer = true,
             }
         }
         if lost_consumer {

@@ -2,7 +2,7 @@
 //! `TrackLocalStaticRTP` (own SSRC, negotiated payload type) and a writer task fed by a
 //! bounded queue from the track's forwarder.
 
-use super::forwarder::{ConsumerKind, ForwarderHandle};
+use super::forwarder::{ConsumerQueue, ForwarderHandle};
 use super::peer::{codec, is_keyframe_request, Peer, PeerError};
 use super::room::PublishedTrack;
 use crate::metrics::METRICS;
@@ -98,7 +98,7 @@ impl Subscription {
         let consumer_id = super::next_id();
         track
             .forwarder
-            .add_consumer(consumer_id, queue, ConsumerKind::Subscriber);
+            .add_consumer(consumer_id, ConsumerQueue::Subscriber(queue));
         Ok(Self {
             track_id: track.info.track_id.clone(),
             sender,

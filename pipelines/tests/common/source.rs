@@ -268,7 +268,7 @@ pub fn feed(input: TrackInput, track: RtpTrack) -> JoinHandle<()> {
         for p in track.packets {
             let wait = (start + p.at).saturating_duration_since(Instant::now());
             std::thread::sleep(wait);
-            let _ = input.push_rtp(&p.data);
+            let _ = input.push_rtp(p.data);
         }
     })
 }
