@@ -4,8 +4,9 @@
 //! and Opus, publish-only, so nothing is forwarded) in one room; the same server is measured
 //! first without and then with a tracks recording of the room. Next to it, the floor: a bare
 //! `gst-launch-1.0` process with, per publisher, `udpsrc ! rtpjitterbuffer ! depayloader !
-//! webmmux ! filesink` for video and audio, fed the same RTP unencrypted over loopback, and the
-//! ratio of Capstan's recording cost to it.
+//! webmmux ! filesink` for video and audio (`opusparse` after the Opus depayloader, as in
+//! Capstan's pipeline), fed the same RTP unencrypted over loopback, and the ratio of Capstan's
+//! recording cost to it.
 //!
 //! Second table: rooms x publishers recorded at once, passthrough (tracks) and composite.
 //! Prints server CPU per recorded media-second, recorder drops, stop-to-playable time (stop
@@ -255,20 +256,21 @@ async fn gstreamer_floor(n: usize, span: Duration) -> f64 {
         ));
         for (kind, caps, depay) in [
             (MediaKind::Video, VIDEO_CAPS, "rtpvp8depay"),
-            (MediaKind::Audio, AUDIO_CAPS, "rtpopusdepay"),
+            (MediaKind::Audio, AUDIO_CAPS, "rtpopusdepay ! opusparse"),
         ] {
             let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
                 .await
                 .expect("udp");
             let port = free_udp_port();
             description.push_str(&format!(
-                "udpsrc port={port} caps=\"{caps}\" ! rtpjitterbuffer latency=200 ! {depay} ! m{i}. "
+                "udpsrc port={port} caps={caps} ! rtpjitterbuffer latency=200 ! {depay} ! m{i}. "
             ));
             feeds.push(feed_udp(kind, socket, port));
         }
     }
     let mut child = Command::new("gst-launch-1.0")
-        .args(["-q", &description])
+        .arg("-q")
+        .args(description.split_whitespace()) // one token per argument, as in a shell
         .stdout(Stdio::null())
         .spawn()
         .expect("gst-launch-1.0");
