@@ -31,7 +31,7 @@ mod common;
 use capstan::auth::Role;
 use capstan::sfu::peer::Peer;
 use common::check::probe;
-use common::media::{rtp_source, Pipeline};
+use common::media::{rtp_source, Pipeline, AUDIO};
 use common::peer::{client_factory, publish_test_media, LatencyProbe, MediaOptions, Participant};
 use common::procfs::{cpu_seconds, machine, peak_rss_kib, rss_kib};
 use common::recording::Host;
@@ -291,7 +291,7 @@ fn feed_udp(
     port: u16,
 ) -> (Pipeline, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel(512);
-    let source = rtp_source(kind, "ball", tx);
+    let source = rtp_source(kind, "ball", AUDIO, tx);
     let ssrc = rand::random::<u32>();
     let sending = tokio::spawn(async move {
         while let Some(mut packet) = rx.recv().await {

@@ -356,12 +356,14 @@ pub fn decoded_frame_times(path: &Path, kind: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// The longest time, in s, for which the picture in each of `columns` equal vertical strips
-/// of the first video stream did not change, and when that still began, from the strip's
-/// first change on (a tile waiting for its first frame is not frozen): decoded at 64x36 gray, a strip changed when one
-/// of its pixels moved by more than 12 levels since the previous frame (coding noise of a
-/// still picture stays below that; the test sources' moving ball is far above it).
-pub fn longest_still(path: &Path, columns: usize) -> Vec<(f64, f64)> {
+/// For each cell of a `rows` x `columns` grid over the first video stream (row-major), the
+/// longest time in s its picture did not change and when that still began, between its first
+/// and its last change (a tile waiting for its first frame is not frozen, and at the end the
+/// inputs stop one after the other): decoded at 64x36 gray,
+/// a cell changed when one of its pixels moved by more than 12 levels since the previous
+/// frame (coding noise of a still picture stays below that; the test sources' moving ball is
+/// far above it).
+pub fn longest_still(path: &Path, rows: usize, columns: usize) -> Vec<(f64, f64)> {
     const W: usize = 64;
     const H: usize = 36;
     let times = decoded_frame_times(path, "video");
@@ -381,12 +383,13 @@ pub fn longest_still(path: &Path, columns: usize) -> Vec<(f64, f64)> {
     let frames: Vec<&[u8]> = out.stdout.chunks_exact(W * H).collect();
     assert_eq!(frames.len(), times.len(), "{}: frames", path.display());
     assert!(frames.len() > 1, "{}: no video", path.display());
-    let strip = W / columns;
-    (0..columns)
-        .map(|c| {
+    let (cell_w, cell_h) = (W / columns, H / rows);
+    (0..rows * columns)
+        .map(|cell| {
+            let (x0, y0) = ((cell % columns) * cell_w, (cell / columns) * cell_h);
             let changed = |a: &[u8], b: &[u8]| {
-                (0..H).any(|y| {
-                    let row = y * W + c * strip..y * W + (c + 1) * strip;
+                (y0..y0 + cell_h).any(|y| {
+                    let row = y * W + x0..y * W + x0 + cell_w;
                     a[row.clone()]
                         .iter()
                         .zip(&b[row])
@@ -404,11 +407,7 @@ pub fn longest_still(path: &Path, columns: usize) -> Vec<(f64, f64)> {
                     since = Some(t);
                 }
             }
-            let since = since.expect("the picture never changed");
-            let end = times[times.len() - 1].0;
-            if end - since > longest.0 {
-                longest = (end - since, since);
-            }
+            assert!(since.is_some(), "cell {cell} never changed");
             longest
         })
         .collect()
