@@ -12,12 +12,11 @@ use common::impair::{
     candidates_via, media_address, without_candidates, GilbertElliott, ImpairedRelay, Link,
     LinkConfig,
 };
-use common::lossy::{clean, content, publish_through, random_loss, Content};
+use common::lossy::{clean, content, pipeline_of, publish_through, random_loss, Content};
 use common::peer::{decode_incoming, whep_offer_peer, KeyframeRequests, MediaOptions, SeenHandle};
 use common::recording::{id_of, Host};
 use common::{wait_for, TestServer};
 use reqwest::StatusCode;
-use serde_json::Value;
 use signaling::protocol::MediaKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,24 +42,6 @@ async fn published(server: &TestServer, tracks: usize) {
         server.metric("capstan_published_tracks").await >= tracks as f64
     })
     .await;
-}
-
-/// The pipelines view of one recording.
-async fn pipeline_of(server: &TestServer, id: &str) -> Value {
-    let pipelines = common::recording::call(
-        reqwest::Method::GET,
-        &format!("{}/api/webrtc/pipelines", server.base),
-        Some(&server.token("any", "ops", Role::Admin)),
-    )
-    .await
-    .expect(StatusCode::OK);
-    pipelines["pipelines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["recording_id"] == id)
-        .cloned()
-        .unwrap_or_else(|| panic!("no pipeline {id}: {pipelines}"))
 }
 
 /// Four publishers at once, each in its own room and behind its own relay: a clean link,

@@ -6,9 +6,8 @@
 
 mod common;
 
-use capstan::auth::Role;
 use common::check::{assert_decodes_cleanly, decoded_frame_times};
-use common::lossy::{clean, publish_through, random_loss};
+use common::lossy::{clean, pipeline_of, publish_through, random_loss};
 use common::peer::MediaOptions;
 use common::recording::{id_of, Host};
 use common::{wait_for, TestServer};
@@ -103,20 +102,7 @@ fn audio_packets(file: &Path) -> Vec<(f64, Vec<u8>)> {
 
 /// The audio input's `packets_lost` in the pipelines view of recording `id`.
 async fn audio_packets_lost(server: &TestServer, id: &str) -> u64 {
-    let pipelines = common::recording::call(
-        reqwest::Method::GET,
-        &format!("{}/api/webrtc/pipelines", server.base),
-        Some(&server.token("any", "ops", Role::Admin)),
-    )
-    .await
-    .expect(StatusCode::OK);
-    let pipeline = pipelines["pipelines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["recording_id"] == id)
-        .unwrap_or_else(|| panic!("no pipeline {id}: {pipelines}"));
-    pipeline["inputs"]
+    pipeline_of(server, id).await["inputs"]
         .as_array()
         .unwrap()
         .iter()

@@ -11,6 +11,7 @@ use super::TestServer;
 use capstan::auth::Role;
 use capstan::sfu::peer::Peer;
 use reqwest::StatusCode;
+use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -123,4 +124,22 @@ pub fn content(file: &Path) -> Content {
             .map(|w| w[1].0 - (w[0].0 + w[0].1))
             .fold(0.0, f64::max),
     }
+}
+
+/// The pipelines view of one recording.
+pub async fn pipeline_of(server: &TestServer, id: &str) -> Value {
+    let pipelines = super::recording::call(
+        reqwest::Method::GET,
+        &format!("{}/api/webrtc/pipelines", server.base),
+        Some(&server.token("any", "ops", Role::Admin)),
+    )
+    .await
+    .expect(StatusCode::OK);
+    pipelines["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["recording_id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no pipeline {id}: {pipelines}"))
 }
