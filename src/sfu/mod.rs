@@ -13,6 +13,7 @@ mod rtc_config;
 mod rtx;
 mod speaker;
 pub mod subscriber;
+mod tap;
 
 use room::{JoinError, JoinRequest, Joined, Room, RoomCmd, RoomHandle};
 pub use rtc_config::RtcConfig;

@@ -3,8 +3,9 @@
 
 use super::ports::{PortLease, PortPool};
 use super::rtx::RtxUnwrap;
+use super::tap::{ReadRewrite, ReadTap};
 use super::RtcConfig;
-use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Attribute, Packet, Slot, TaggedPacket};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
 };
@@ -14,13 +15,11 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability,
     RtpCodecKind, TYPE_RTCP_FB_NACK,
 };
-use rtc::sansio::Protocol;
 use signaling::protocol::{IceCandidate, MediaKind};
-use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
@@ -122,8 +121,8 @@ fn media_engine() -> Result<(MediaEngine, Registry), PeerError> {
         .map_err(err)?;
     let registry = register_default_interceptors(Registry::new(), &mut engine)
         .map_err(err)?
-        .with(Slot::from(6_500), RtxUnwrap::default())
-        .with(Slot::from(14_000), KeyframeRequestTap::default());
+        .with(Slot::from(6_500), ReadTap::<RtxUnwrap>::default())
+        .with(Slot::from(14_000), ReadTap::<KeyframeRequestTap>::default());
     let rtx = RTCRtpCodecParameters {
         rtp_codec: RTCRtpCodec {
             mime_type: MIME_TYPE_RTX.into(),
@@ -375,27 +374,18 @@ fn is_loopback_candidate(candidate: &str) -> bool {
         .is_some_and(|ip| ip.is_loopback())
 }
 
-/// Interceptor that marks inbound PLI/FIR for delivery to the application, so a subscriber's
-/// keyframe request reaches the forwarder of the track it is about.
+/// Marks inbound PLI/FIR for delivery to the application, so a subscriber's keyframe request
+/// reaches the forwarder of the track it is about.
 #[derive(Default)]
-struct KeyframeRequestTap {
-    read_queue: VecDeque<TaggedPacket>,
-    write_queue: VecDeque<TaggedPacket>,
-}
+struct KeyframeRequestTap;
 
 pub(crate) fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
     let any = packet.as_any();
     any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = webrtc::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+impl ReadRewrite for KeyframeRequestTap {
+    fn rewrite(&mut self, msg: &mut TaggedPacket) {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             let requests: Vec<_> = packets
                 .iter()
@@ -407,29 +397,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
                 msg.message.add(Attribute::DeliverToApplication);
             }
         }
-        self.read_queue.push_back(msg);
-        Ok(())
     }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read_queue.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write_queue.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write_queue.pop_front()
-    }
-}
-
-impl Interceptor for KeyframeRequestTap {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]

@@ -8,10 +8,9 @@
 //! packet arriving, and everything above (generator, TWCC, reports, the application) sees one
 //! stream.
 
-use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
-use rtc::sansio::Protocol;
-use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use super::tap::ReadRewrite;
+use rtc::interceptor::{Packet, StreamInfo, TaggedPacket};
+use std::collections::HashMap;
 
 /// The stream an RTX stream repairs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,53 +29,25 @@ struct Repair {
 pub(super) struct RtxUnwrap {
     /// RTX SSRC → the stream it repairs.
     repairs: HashMap<u32, Repair>,
-    read_queue: VecDeque<TaggedPacket>,
-    write_queue: VecDeque<TaggedPacket>,
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for RtxUnwrap {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = webrtc::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtp(packet) = &mut msg.message.packet {
-            if let Some(repair) = self.repairs.get(&packet.header.ssrc) {
-                if packet.header.payload_type == repair.rtx_payload_type
-                    && packet.payload.len() >= 2
-                {
-                    packet.header.ssrc = repair.ssrc;
-                    packet.header.payload_type = repair.payload_type;
-                    packet.header.sequence_number =
-                        u16::from_be_bytes([packet.payload[0], packet.payload[1]]);
-                    packet.header.padding = false;
-                    packet.payload = packet.payload.slice(2..);
-                }
-            }
+impl ReadRewrite for RtxUnwrap {
+    fn rewrite(&mut self, msg: &mut TaggedPacket) {
+        let Packet::Rtp(packet) = &mut msg.message.packet else {
+            return;
+        };
+        let Some(repair) = self.repairs.get(&packet.header.ssrc) else {
+            return;
+        };
+        if packet.header.payload_type == repair.rtx_payload_type && packet.payload.len() >= 2 {
+            packet.header.ssrc = repair.ssrc;
+            packet.header.payload_type = repair.payload_type;
+            packet.header.sequence_number =
+                u16::from_be_bytes([packet.payload[0], packet.payload[1]]);
+            packet.header.padding = false;
+            packet.payload = packet.payload.slice(2..);
         }
-        self.read_queue.push_back(msg);
-        Ok(())
     }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read_queue.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write_queue.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write_queue.pop_front()
-    }
-}
-
-impl Interceptor for RtxUnwrap {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
 
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
         if let (Some(rtx_ssrc), Some(rtx_payload_type)) = (info.ssrc_rtx, info.payload_type_rtx) {
@@ -99,16 +70,19 @@ impl Interceptor for RtxUnwrap {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tap::ReadTap;
     use super::*;
-    use rtc::interceptor::AttributedPacket;
+    use rtc::interceptor::{AttributedPacket, Interceptor};
     use rtc::rtp;
+    use rtc::sansio::Protocol;
     use rtc::shared::TransportContext;
+    use std::time::Instant;
 
     const PRIMARY: u32 = 0x1111;
     const RTX: u32 = 0x2222;
 
-    fn bound() -> RtxUnwrap {
-        let mut unwrap = RtxUnwrap::default();
+    fn bound() -> ReadTap<RtxUnwrap> {
+        let mut unwrap = ReadTap::<RtxUnwrap>::default();
         unwrap.bind_remote_stream(&StreamInfo {
             ssrc: PRIMARY,
             ssrc_rtx: Some(RTX),
@@ -126,7 +100,7 @@ mod tests {
     }
 
     fn read(
-        unwrap: &mut RtxUnwrap,
+        unwrap: &mut ReadTap<RtxUnwrap>,
         ssrc: u32,
         payload_type: u8,
         seq: u16,
