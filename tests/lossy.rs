@@ -279,7 +279,7 @@ async fn a_lossy_publisher_gets_at_most_one_keyframe_request_per_500_ms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_behind_downlink_loss_decodes_every_frame() {
     let server = TestServer::start().await;
-    let _publisher = publish_through(
+    let publisher = publish_through(
         &server,
         "down",
         "cam",
@@ -319,6 +319,10 @@ async fn a_viewer_behind_downlink_loss_decodes_every_frame() {
     .await;
     let before = [frames(0), frames(1)];
     tokio::time::sleep(Duration::from_secs(15)).await;
+    // Counted once both have decoded everything: the lossy viewer's jitter buffer may be
+    // holding up to 500 ms of frames for a retransmission at any instant.
+    drop(publisher);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let decoded = [frames(0) - before[0], frames(1) - before[1]];
     let down = viewers[1].1.downlink();
     println!(
