@@ -7,7 +7,7 @@
 use crate::sfu::forwarder::{ConsumerQueue, ForwarderHandle};
 use crate::sfu::room::PublishedTrack;
 use bytes::Bytes;
-use pipelines::{Arrival, Codec, Recorder, TrackInput, TrackKind, TrackSpec};
+use pipelines::{Codec, Recorder, TrackKind, TrackSpec};
 use rtc::rtp;
 use rtc::shared::marshal::Unmarshal;
 use signaling::protocol::MediaKind;
@@ -91,19 +91,12 @@ async fn feed(mut packets: mpsc::Receiver<Bytes>, mut spec: TrackSpec, rec: Arc<
             return;
         }
     };
+    // Drops are counted by the input.
     for (arrival, packet) in waiting {
-        push(&input, packet, arrival);
+        let _ = input.push_rtp_arrived(packet, arrival);
     }
-    while open {
-        match packets.recv().await {
-            Some(packet) => push(&input, packet, rec.arrival()),
-            None => open = false,
-        }
+    while let Some(packet) = packets.recv().await {
+        let _ = input.push_rtp_arrived(packet, rec.arrival());
     }
     let _ = rec.remove_input(&id).await;
-}
-
-/// Hands one packet to the recorder; drops are counted by the input.
-fn push(input: &TrackInput, packet: Bytes, arrival: Arrival) {
-    let _ = input.push_rtp_arrived(packet, arrival);
 }
