@@ -12,16 +12,15 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use capstan::auth::Role;
-use common::check::decoded_frame_times;
-use common::impair::{GilbertElliott, LinkConfig};
-use common::lossy::{clean, publish_through, random_loss, FPS};
+use common::check::decode_errors;
+use common::lossy::{
+    burst_loss, clean, packets_lost, pipeline_of, publish_through, published, random_loss, Content,
+};
 use common::peer::MediaOptions;
 use common::procfs::machine;
-use common::recording::{call, id_of, Host};
+use common::recording::{id_of, Host};
 use common::TestServer;
 use reqwest::StatusCode;
-use std::process::Command;
 use std::time::Duration;
 
 fn main() {
@@ -40,17 +39,9 @@ fn main() {
 
 async fn run(span: Duration) -> Vec<String> {
     let server = TestServer::start().await;
-    let burst = LinkConfig {
-        burst: Some(GilbertElliott {
-            p_good_to_bad: 0.005,
-            p_bad_to_good: 0.25,
-            loss_in_bad: 1.0,
-        }),
-        ..clean()
-    };
     let scenarios = [
         ("clean", clean()),
-        ("2 % burst", burst),
+        ("2 % burst", burst_loss()),
         ("5 % random", random_loss(0.05)),
         ("10 % random", random_loss(0.10)),
     ];
@@ -63,10 +54,7 @@ async fn run(span: Duration) -> Vec<String> {
             publish_through(&server, &room, "cam", link, seed, MediaOptions::default()).await,
         );
     }
-    common::wait_for("every track published", Duration::from_secs(30), || async {
-        server.metric("capstan_published_tracks").await >= 2.0 * scenarios.len() as f64
-    })
-    .await;
+    published(&server, 2 * scenarios.len()).await;
     let mut recordings = Vec::new();
     for i in 0..scenarios.len() {
         let host = Host::new(&server, &format!("bench-{i}"));
@@ -74,66 +62,31 @@ async fn run(span: Duration) -> Vec<String> {
         recordings.push((host, id));
     }
     tokio::time::sleep(span).await;
-    let admin = server.token("any", "bench", Role::Admin);
-    let view = call(
-        reqwest::Method::GET,
-        &format!("{}/api/webrtc/pipelines", server.base),
-        Some(&admin),
-    )
-    .await
-    .expect(StatusCode::OK);
+    let mut lost = Vec::new();
+    for (_, id) in &recordings {
+        lost.push(packets_lost(&pipeline_of(&server, id).await, None));
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let mut rows = Vec::new();
     for (i, (host, id)) in recordings.iter().enumerate() {
-        let lost: u64 = view["pipelines"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["recording_id"] == id.as_str())
-            .flat_map(|p| p["inputs"].as_array().cloned().unwrap_or_default())
-            .filter_map(|input| input["packets_lost"].as_u64())
-            .sum();
         host.act(id, "stop").await.expect(StatusCode::OK);
         let file = host.download(id, 0, dir.path()).await;
-        let video = decoded_frame_times(&file, "video");
-        let audio = decoded_frame_times(&file, "audio");
-        let sent = video
-            .last()
-            .zip(video.first())
-            .map_or(0, |(l, f)| ((l.0 - f.0) * FPS).round() as usize + 1);
-        let freeze = video
-            .windows(2)
-            .map(|w| w[1].0 - w[0].0)
-            .fold(0.0, f64::max);
-        let gap = audio
-            .windows(2)
-            .map(|w| w[1].0 - (w[0].0 + w[0].1))
-            .fold(0.0, f64::max);
+        let m = Content::of(&file);
         let up = publishers[i].relay.uplink();
         rows.push(format!(
-            "| {} | {} of {} ({:.1} %) | {} / {} ({:.2} %) | {:.0} ms | {:.0} ms | {lost} | {} |",
+            "| {} | {} of {} ({:.1} %) | {} / {} ({:.2} %) | {:.0} ms | {:.0} ms | {} | {} |",
             scenarios[i].0,
             up.dropped(),
             up.sent,
             100.0 * up.dropped() as f64 / up.sent.max(1) as f64,
-            video.len(),
-            sent,
-            100.0 * video.len() as f64 / sent.max(1) as f64,
-            1000.0 * freeze,
-            1000.0 * gap,
-            decode_errors(&file),
+            m.frames,
+            m.expected,
+            100.0 * m.frames as f64 / m.expected.max(1) as f64,
+            1000.0 * m.longest_freeze,
+            1000.0 * m.longest_audio_gap,
+            lost[i],
+            decode_errors(&file).lines().count(),
         ));
     }
     rows
-}
-
-/// Lines `ffmpeg -v error` prints while decoding `file`.
-fn decode_errors(file: &std::path::Path) -> usize {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(file)
-        .args(["-enc_time_base:v", "-1", "-f", "null", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    String::from_utf8_lossy(&out.stderr).lines().count()
 }

@@ -8,12 +8,14 @@ mod common;
 
 use capstan::auth::Role;
 use common::check::{assert_decodes_cleanly, longest_still};
-use common::impair::{
-    candidates_via, media_address, without_candidates, GilbertElliott, ImpairedRelay, Link,
-    LinkConfig,
+use common::impair::{candidates_via, media_address, without_candidates, ImpairedRelay, Link};
+use common::lossy::{
+    burst_loss, clean, content, packets_lost, pipeline_of, publish_through, published, random_loss,
+    Content,
 };
-use common::lossy::{clean, content, pipeline_of, publish_through, random_loss, Content};
-use common::peer::{decode_incoming, whep_offer_peer, KeyframeRequests, MediaOptions, SeenHandle};
+use common::peer::{
+    decode_incoming, watch_over_whep, whep_offer_peer, KeyframeRequests, MediaOptions, SeenHandle,
+};
 use common::recording::{id_of, Host};
 use common::{wait_for, TestServer};
 use reqwest::StatusCode;
@@ -24,25 +26,6 @@ use std::time::{Duration, Instant};
 const WAIT: Duration = Duration::from_secs(30);
 /// How long each scenario is recorded.
 const RECORDED: Duration = Duration::from_secs(12);
-
-/// 2 % loss in bursts: the bad state holds 1.96 % of the time and lasts 4 packets on average.
-fn burst_loss() -> LinkConfig {
-    LinkConfig {
-        burst: Some(GilbertElliott {
-            p_good_to_bad: 0.005,
-            p_bad_to_good: 0.25,
-            loss_in_bad: 1.0,
-        }),
-        ..clean()
-    }
-}
-
-async fn published(server: &TestServer, tracks: usize) {
-    wait_for("the tracks published", WAIT, || async {
-        server.metric("capstan_published_tracks").await >= tracks as f64
-    })
-    .await;
-}
 
 /// Four publishers at once, each in its own room and behind its own relay: a clean link,
 /// 5 % and 10 % random loss, 2 % burst loss, all uplink (towards the server). Each room is
@@ -100,12 +83,7 @@ async fn tracks_recordings_across_uplink_loss_are_as_complete_as_on_a_clean_link
     let baseline = measured[0].completeness();
     for (i, (room, _, _)) in scenarios.iter().enumerate() {
         let up = publishers[i].0.relay.uplink();
-        let lost: u64 = views[i]["inputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|input| input["packets_lost"].as_u64().unwrap())
-            .sum();
+        let lost = packets_lost(&views[i], None);
         let per_minute = requests[i] as f64 * 60.0 / elapsed.as_secs_f64();
         let m = &measured[i];
         println!(
@@ -218,25 +196,11 @@ async fn a_lossy_publisher_gets_at_most_one_keyframe_request_per_500_ms() {
     let id = id_of(&host.start("mode=tracks").await.expect(StatusCode::CREATED));
     let mut viewers = Vec::new();
     for n in 0..3 {
-        let token = server.token("pli", &format!("viewer-{n}"), Role::Participant);
-        let (viewer, events) = whep_offer_peer().await;
-        let reply = server
-            .post_sdp(
-                "/whep/pli/cam",
-                Some(&token),
-                "application/sdp",
-                viewer.offer().await.unwrap(),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-        viewer.accept_answer(reply.body).await.unwrap();
-        let seen = SeenHandle::default();
-        let decoding = decode_incoming(events, seen.clone());
-        viewers.push((viewer, seen, decoding));
+        viewers.push(watch_over_whep(&server, "pli", "cam", &format!("viewer-{n}")).await);
     }
-    for (_, seen, _) in &viewers {
+    for viewer in &viewers {
         wait_for("every viewer decoding", WAIT, || async {
-            seen.frames_from("cam", MediaKind::Video) > 0
+            viewer.seen.frames_from("cam", MediaKind::Video) > 0
         })
         .await;
     }

@@ -7,10 +7,10 @@
 mod common;
 
 use common::check::{assert_decodes_cleanly, decoded_frame_times};
-use common::lossy::{clean, pipeline_of, publish_through, random_loss};
+use common::lossy::{clean, packets_lost, pipeline_of, publish_through, published, random_loss};
 use common::peer::MediaOptions;
 use common::recording::{id_of, Host};
-use common::{wait_for, TestServer};
+use common::TestServer;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -19,7 +19,6 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(30);
 /// How long the publisher is recorded.
 const RECORDED: Duration = Duration::from_secs(10);
 
@@ -100,17 +99,6 @@ fn audio_packets(file: &Path) -> Vec<(f64, Vec<u8>)> {
         .collect()
 }
 
-/// The audio input's `packets_lost` in the pipelines view of recording `id`.
-async fn audio_packets_lost(server: &TestServer, id: &str) -> u64 {
-    pipeline_of(server, id).await["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|input| input["kind"] == "audio")
-        .map(|input| input["packets_lost"].as_u64().unwrap())
-        .sum()
-}
-
 /// The Opus packets of 6 s of [`tones`] encoded offline, one file per packet.
 fn encoded_offline(fec: bool) -> Vec<Vec<u8>> {
     let dir = tempfile::tempdir().unwrap();
@@ -173,14 +161,11 @@ async fn opus_fec_and_dtx_pass_through_into_a_recording_across_uplink_loss() {
         options,
     )
     .await;
-    wait_for("the tracks published", WAIT, || async {
-        server.metric("capstan_published_tracks").await >= 2.0
-    })
-    .await;
+    published(&server, 2).await;
     let host = Host::new(&server, "opus");
     let id = id_of(&host.start("mode=tracks").await.expect(StatusCode::CREATED));
     tokio::time::sleep(RECORDED).await;
-    let lost = audio_packets_lost(&server, &id).await;
+    let lost = packets_lost(&pipeline_of(&server, &id).await, Some("audio"));
     host.act(&id, "stop").await.expect(StatusCode::OK);
     let state = host.status(&id).await;
     assert_eq!(state["files"].as_array().unwrap().len(), 1, "{state}");

@@ -3,11 +3,12 @@
 
 use super::check::{assert_decodes_cleanly, decoded_frame_times};
 use super::impair::{
-    candidates_via, media_address, without_candidates, ImpairedRelay, Link, LinkConfig,
+    candidates_via, media_address, without_candidates, GilbertElliott, ImpairedRelay, Link,
+    LinkConfig,
 };
 use super::media::Pipeline;
 use super::peer::{client_factory, publish_test_media, MediaOptions};
-use super::TestServer;
+use super::{wait_for, TestServer};
 use capstan::auth::Role;
 use capstan::sfu::peer::Peer;
 use reqwest::StatusCode;
@@ -17,10 +18,10 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// The test publishers' video frame rate.
-pub const FPS: f64 = 15.0;
+const FPS: f64 = 15.0;
 
 /// One way of a 50 ms round trip.
-pub const ONE_WAY: Duration = Duration::from_millis(25);
+const ONE_WAY: Duration = Duration::from_millis(25);
 
 /// A link that only delays by [`ONE_WAY`].
 pub fn clean() -> LinkConfig {
@@ -86,6 +87,8 @@ pub async fn publish_through(
 pub struct Content {
     /// Decoded video frames.
     pub frames: usize,
+    /// Decoded audio frames.
+    pub audio_frames: usize,
     /// Frames the publisher sent between the first and the last decoded one.
     pub expected: usize,
     /// Longest time between two decoded video frames, s.
@@ -99,31 +102,70 @@ impl Content {
     pub fn completeness(&self) -> f64 {
         self.frames as f64 / self.expected as f64
     }
+
+    /// Measures the decoded frames of `file` (nothing decoded measures zero).
+    pub fn of(file: &Path) -> Self {
+        let video = decoded_frame_times(file, "video");
+        let audio = decoded_frame_times(file, "audio");
+        let span = video.last().zip(video.first()).map(|(l, f)| l.0 - f.0);
+        Content {
+            frames: video.len(),
+            audio_frames: audio.len(),
+            expected: span.map_or(0, |span| (span * FPS).round() as usize + 1),
+            longest_freeze: video
+                .windows(2)
+                .map(|w| w[1].0 - w[0].0)
+                .fold(0.0, f64::max),
+            longest_audio_gap: audio
+                .windows(2)
+                .map(|w| w[1].0 - (w[0].0 + w[0].1))
+                .fold(0.0, f64::max),
+        }
+    }
 }
 
-/// Checks that `file` decodes without an error and measures its frames.
+/// Checks that `file` decodes without an error and holds video and audio, and measures it.
 pub fn content(file: &Path) -> Content {
     assert_decodes_cleanly(file);
-    let video = decoded_frame_times(file, "video");
-    let audio = decoded_frame_times(file, "audio");
+    let content = Content::of(file);
     assert!(
-        video.len() > 1 && audio.len() > 1,
+        content.frames > 1 && content.audio_frames > 1,
         "{}: no media",
         file.display()
     );
-    let span = video.last().unwrap().0 - video.first().unwrap().0;
-    Content {
-        frames: video.len(),
-        expected: (span * FPS).round() as usize + 1,
-        longest_freeze: video
-            .windows(2)
-            .map(|w| w[1].0 - w[0].0)
-            .fold(0.0, f64::max),
-        longest_audio_gap: audio
-            .windows(2)
-            .map(|w| w[1].0 - (w[0].0 + w[0].1))
-            .fold(0.0, f64::max),
+    content
+}
+
+/// Waits until the server publishes `tracks` tracks.
+pub async fn published(server: &TestServer, tracks: usize) {
+    wait_for("the tracks published", Duration::from_secs(30), || async {
+        server.metric("capstan_published_tracks").await >= tracks as f64
+    })
+    .await;
+}
+
+/// 2 % loss in bursts: the bad state holds 1.96 % of the time and lasts 4 packets on average.
+pub fn burst_loss() -> LinkConfig {
+    LinkConfig {
+        burst: Some(GilbertElliott {
+            p_good_to_bad: 0.005,
+            p_bad_to_good: 0.25,
+            loss_in_bad: 1.0,
+        }),
+        ..clean()
     }
+}
+
+/// Packets lost after recovery by the inputs of one pipeline view ([`pipeline_of`]), of media
+/// `kind` (`"audio"`, `"video"`) or all.
+pub fn packets_lost(pipeline: &Value, kind: Option<&str>) -> u64 {
+    pipeline["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|input| kind.is_none_or(|kind| input["kind"] == kind))
+        .map(|input| input["packets_lost"].as_u64().unwrap())
+        .sum()
 }
 
 /// The pipelines view of one recording.

@@ -172,18 +172,24 @@ fn packet_times(path: &Path, kind: &str) -> Vec<(f64, f64)> {
 /// on the same tick: "non monotonically increasing dts to muxer". That error comes from the
 /// checker's own re-timing, not from the file; every frame is still decoded.
 pub fn assert_decodes_cleanly(path: &Path) {
+    let errors = decode_errors(path);
+    assert!(errors.is_empty(), "{}: {errors}", path.display());
+}
+
+/// What `ffmpeg -v error` prints while decoding `path` as [`assert_decodes_cleanly`] does
+/// (a failed run with nothing printed says so); empty for a clean decode.
+pub fn decode_errors(path: &Path) -> String {
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(path)
         .args(["-enc_time_base:v", "-1", "-f", "null", "-"])
         .output()
         .expect("ffmpeg runs");
-    let errors = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && errors.trim().is_empty(),
-        "{}: {errors}",
-        path.display()
-    );
+    let errors = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if errors.is_empty() && !out.status.success() {
+        return format!("ffmpeg failed ({})", out.status);
+    }
+    errors
 }
 
 /// A decoded file: mean luma of every video frame and the onsets of beeps.
