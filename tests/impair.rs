@@ -8,9 +8,7 @@ use common::impair::{
     candidates_via, media_address, without_candidates, GilbertElliott, ImpairedRelay, Link,
     LinkConfig,
 };
-use common::peer::{
-    client_factory, decode_incoming, publish_test_media, whep_offer_peer, SeenHandle,
-};
+use common::peer::{client_factory, publish_test_media, watch_over_whep};
 use common::{wait_for, TestServer};
 use reqwest::StatusCode;
 use signaling::protocol::MediaKind;
@@ -323,20 +321,8 @@ async fn whip_publisher_through_a_lossy_uplink() {
         || async { server.metric("capstan_published_tracks").await >= 2.0 },
     )
     .await;
-    let view_token = server.token("lossy", "viewer", Role::Participant);
-    let (viewer, events) = whep_offer_peer().await;
-    let reply = server
-        .post_sdp(
-            "/whep/lossy/cam",
-            Some(&view_token),
-            "application/sdp",
-            viewer.offer().await.unwrap(),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    viewer.accept_answer(reply.body).await.unwrap();
-    let seen = SeenHandle::default();
-    let _decoding = decode_incoming(events, seen.clone());
+    let viewer = watch_over_whep(&server, "lossy", "cam", "viewer").await;
+    let seen = &viewer.seen;
     wait_for("the viewer decoding", Duration::from_secs(30), || async {
         seen.frames_from("cam", MediaKind::Video) >= 90
     })

@@ -440,3 +440,38 @@ pub async fn whep_offer_peer() -> (Peer, PeerEvents) {
     }
     (peer, events)
 }
+
+/// A WHEP viewer that decodes what it receives.
+pub struct Viewer {
+    pub peer: Peer,
+    pub seen: SeenHandle,
+    _decoding: JoinHandle<()>,
+}
+
+/// Watches `publisher` in `room` over WHEP as `identity`, connected directly.
+pub async fn watch_over_whep(
+    server: &TestServer,
+    room: &str,
+    publisher: &str,
+    identity: &str,
+) -> Viewer {
+    let token = server.token(room, identity, capstan::auth::Role::Participant);
+    let (peer, events) = whep_offer_peer().await;
+    let reply = server
+        .post_sdp(
+            &format!("/whep/{room}/{publisher}"),
+            Some(&token),
+            "application/sdp",
+            peer.offer().await.expect("offer"),
+        )
+        .await;
+    assert_eq!(reply.status, reqwest::StatusCode::CREATED, "{}", reply.body);
+    peer.accept_answer(reply.body).await.expect("answer");
+    let seen = SeenHandle::default();
+    let decoding = decode_incoming(events, seen.clone());
+    Viewer {
+        peer,
+        seen,
+        _decoding: decoding,
+    }
+}
