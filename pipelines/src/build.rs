@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::crypt::elements::encrypted_sink;
 use crate::plan::{ElementPlan, MixerPlan, OutputPlan, Plan};
 use crate::spec::TrackKind;
 
@@ -145,9 +146,10 @@ fn measure_input(muxer: &gst::Element, span: Arc<MediaSpan>) {
     });
 }
 
-/// `muxer ! filesink location=<part>`. Unbuffered: each muxed buffer is written at once, so a
-/// killed process leaves everything muxed so far on disk. With the default 64 KiB buffer a
-/// low-bitrate composite (about 28 KB/s) lost several seconds to a SIGKILL.
+/// `muxer ! filesink location=<part>`, or the [`encrypted_sink`] when the plan has keys.
+/// Unbuffered: each muxed buffer is written at once, so a killed process leaves everything
+/// muxed so far on disk. With the default 64 KiB buffer a low-bitrate composite (about
+/// 28 KB/s) lost several seconds to a SIGKILL.
 pub(crate) fn add_output(
     bin: &gst::Pipeline,
     plan: &OutputPlan,
@@ -155,13 +157,17 @@ pub(crate) fn add_output(
     let muxer = element(&plan.muxer)?;
     let span = Arc::new(MediaSpan::new());
     measure_input(&muxer, span.clone());
-    let sink = gst::ElementFactory::make("filesink")
-        .property("location", plan.part_path.to_string_lossy().to_string())
-        .property("async", false)
-        .property("sync", false)
-        .property_from_str("buffer-mode", "unbuffered")
-        .build()
-        .map_err(err("filesink"))?;
+    let sink = match &plan.encryption {
+        Some(keys) => encrypted_sink(&plan.part_path, keys)
+            .map_err(|e| BuildError(format!("{}: {e}", plan.part_path.display())))?,
+        None => gst::ElementFactory::make("filesink")
+            .property("location", plan.part_path.to_string_lossy().to_string())
+            .property("async", false)
+            .property("sync", false)
+            .property_from_str("buffer-mode", "unbuffered")
+            .build()
+            .map_err(err("filesink"))?,
+    };
     bin.add_many([&muxer, &sink]).map_err(err("add output"))?;
     muxer.link(&sink).map_err(err("link muxer"))?;
     Ok(BuiltOutput { muxer, sink, span })
@@ -268,6 +274,8 @@ const REQUIRED: &[&str] = &[
     "matroskamux",
     "mp4mux",
     "filesink",
+    "fakesink",
+    "appsrc",
 ];
 
 /// Initialises GStreamer and checks that every element a recording may need is installed.

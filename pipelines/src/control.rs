@@ -603,7 +603,7 @@ impl Control {
         };
         lock(&self.shared.files).retain(|f| f.path != plan.part_path);
         OutputFile {
-            bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+            bytes: crate::crypt::media_len(&path).unwrap_or(0),
             path,
             participant: plan.participant.clone(),
             start_offset: Duration::from_nanos(out.origin.nseconds()),

@@ -74,6 +74,7 @@
 
 mod build;
 mod control;
+pub mod crypt;
 mod events;
 mod input;
 pub mod layout;

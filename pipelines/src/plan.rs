@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::crypt::Keyring;
 use crate::layout::{self, Rect};
 use crate::spec::{
     AudioCodec, Codec, Mode, QualitySettings, RecordingSpec, TrackKind, TrackSpec, VideoCodec,
@@ -150,6 +151,8 @@ pub struct OutputPlan {
     pub final_path: PathBuf,
     /// The muxer.
     pub muxer: ElementPlan,
+    /// The keys the file is encrypted with; `None` writes it in the clear.
+    pub encryption: Option<Keyring>,
 }
 
 /// Placement of one video input on the canvas.
@@ -272,6 +275,7 @@ fn output(
         part_path: part.into(),
         final_path,
         muxer: muxer(spec),
+        encryption: spec.encryption().cloned(),
     }
 }
 

@@ -9,6 +9,8 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use crate::build::mux_template;
+use crate::crypt::elements::{decrypting_source, encrypted_sink};
+use crate::crypt::{self, CryptError, EncryptedReader, Keyring};
 use crate::spec::{Format, TrackKind};
 
 /// How long a remux may take before it is abandoned.
@@ -26,6 +28,9 @@ pub enum SalvageError {
     /// Filesystem error.
     #[error("salvage i/o: {0}")]
     Io(String),
+    /// An encrypted `.part` whose key is not at hand, or whose header is corrupt.
+    #[error("salvage: {0}")]
+    Crypt(String),
 }
 
 /// Remuxes `<name>.<ext>.part` (written by a recorder that was killed) into `<name>.<ext>`
@@ -36,18 +41,30 @@ pub enum SalvageError {
 /// video encoder runs behind the audio), and a file whose audio outlasts its video by a
 /// second is not what was recorded.
 ///
+/// An encrypted `.part` is read through `keyring` (any of its keys) and the final file is
+/// encrypted with its current key; a plain one stays plain.
+///
 /// Blocking: it runs two GStreamer pipelines as fast as the disk allows (a scan, then the
 /// remux; about a second per hour of media each); call it from `spawn_blocking` or a startup
 /// task, not from an async task.
-pub fn salvage(part: &Path) -> Result<PathBuf, SalvageError> {
+pub fn salvage(part: &Path, keyring: Option<&Keyring>) -> Result<PathBuf, SalvageError> {
     let (final_path, format) = final_name(part)?;
     gst::init().map_err(|e| SalvageError::Gstreamer(e.to_string()))?;
-    let end = common_end(part, format)?;
+    let io = |e: std::io::Error| SalvageError::Io(e.to_string());
+    let source = if crypt::is_encrypted(part).map_err(io)? {
+        let keyring = keyring.ok_or_else(|| {
+            SalvageError::Crypt(CryptError::NoKeyring { path: part.into() }.to_string())
+        })?;
+        Source::Encrypted(part.to_owned(), keyring.clone())
+    } else {
+        Source::Plain(part.to_owned())
+    };
+    let end = common_end(&source, format)?;
     let mut tmp = final_path.clone().into_os_string();
     tmp.push(".salvage");
     let tmp = PathBuf::from(tmp);
-    let result = remux(part, &tmp, format, end);
-    let written = std::fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
+    let result = remux(&source, &tmp, format, end);
+    let written = crypt::media_len(&tmp).unwrap_or(0);
     if let Err(e) = result.and_then(|()| non_empty(written)) {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
@@ -90,7 +107,7 @@ fn gerr(e: gst::glib::BoolError) -> SalvageError {
 
 /// Scans the `.part` and returns the earliest end (timestamp + duration of the last buffer)
 /// among its streams that carry any media; `None` when no stream does.
-fn common_end(part: &Path, format: Format) -> Result<Option<gst::ClockTime>, SalvageError> {
+fn common_end(part: &Source, format: Format) -> Result<Option<gst::ClockTime>, SalvageError> {
     let ends: Arc<Mutex<Vec<Arc<AtomicU64>>>> = Arc::default();
     let found = ends.clone();
     let pipeline = demux_pipeline(part, format, move |bin, pad, _kind| {
@@ -126,7 +143,7 @@ fn common_end(part: &Path, format: Format) -> Result<Option<gst::ClockTime>, Sal
 
 /// Remuxes every stream into `out`, dropping media that starts at or after `end`.
 fn remux(
-    part: &Path,
+    part: &Source,
     out: &Path,
     format: Format,
     end: Option<gst::ClockTime>,
@@ -136,8 +153,16 @@ fn remux(
         Format::Mkv => "matroskamux",
         Format::Mp4 => "mp4mux",
     })?;
-    let sink = make("filesink")?;
-    sink.set_property("location", out.to_string_lossy().to_string());
+    let sink = match part {
+        Source::Plain(_) => {
+            let sink = make("filesink")?;
+            sink.set_property("location", out.to_string_lossy().to_string());
+            sink
+        }
+        Source::Encrypted(_, keyring) => {
+            encrypted_sink(out, keyring).map_err(|e| SalvageError::Io(e.to_string()))?
+        }
+    };
     let muxer = mux.clone();
     let pipeline = demux_pipeline(part, format, move |_, pad, kind| {
         if let Some(end) = end {
@@ -157,17 +182,40 @@ fn remux(
     result
 }
 
-/// `filesrc ! demux`; each audio or video stream the demuxer finds goes through the
+/// What a salvage reads: a plain `.part`, or an encrypted one and the keys to open it.
+enum Source {
+    Plain(PathBuf),
+    Encrypted(PathBuf, Keyring),
+}
+
+impl Source {
+    /// `filesrc`, or a [`decrypting_source`] over the authentic prefix of the file.
+    fn element(&self) -> Result<gst::Element, SalvageError> {
+        match self {
+            Source::Plain(path) => {
+                let src = make("filesrc")?;
+                src.set_property("location", path.to_string_lossy().to_string());
+                Ok(src)
+            }
+            Source::Encrypted(path, keyring) => {
+                let reader = EncryptedReader::open(path, keyring)
+                    .map_err(|e| SalvageError::Crypt(e.to_string()))?;
+                Ok(decrypting_source(reader))
+            }
+        }
+    }
+}
+
+/// `filesrc ! demux` (or the decrypting source); each audio or video stream the demuxer finds goes through the
 /// multiqueue to the pad `to(pipeline, stream pad, kind)` returns (streams of other kinds, and
 /// streams it returns `None` for, are left unlinked). Offline, so linking happens in
 /// `pad-added`.
-fn demux_pipeline<F>(part: &Path, format: Format, to: F) -> Result<gst::Pipeline, SalvageError>
+fn demux_pipeline<F>(part: &Source, format: Format, to: F) -> Result<gst::Pipeline, SalvageError>
 where
     F: Fn(&gst::Pipeline, &gst::Pad, TrackKind) -> Option<gst::Pad> + Send + Sync + 'static,
 {
     let pipeline = gst::Pipeline::new();
-    let src = make("filesrc")?;
-    src.set_property("location", part.to_string_lossy().to_string());
+    let src = part.element()?;
     let demux = make(match format {
         Format::Webm | Format::Mkv => "matroskademux",
         Format::Mp4 => "qtdemux",

@@ -1,5 +1,6 @@
 //! Typed, validated recording requests ([`RecordingSpec`]) and input descriptions ([`TrackSpec`]).
 
+use crate::crypt::Keyring;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -185,6 +186,7 @@ pub struct RecordingSpec {
     audio_only: bool,
     output_dir: PathBuf,
     base_name: String,
+    encryption: Option<Keyring>,
 }
 
 /// Unvalidated fields of a [`RecordingSpec`].
@@ -231,7 +233,16 @@ impl RecordingSpec {
             audio_only: req.audio_only,
             output_dir: req.output_dir,
             base_name: req.base_name,
+            encryption: None,
         })
+    }
+
+    /// The same recording with its files encrypted with `keyring`'s current key.
+    pub fn encrypted(self, keyring: Keyring) -> Self {
+        RecordingSpec {
+            encryption: Some(keyring),
+            ..self
+        }
     }
 
     /// Composite or tracks.
@@ -261,6 +272,10 @@ impl RecordingSpec {
     /// File name stem.
     pub fn base_name(&self) -> &str {
         &self.base_name
+    }
+    /// The keys its files are encrypted with, if they are.
+    pub fn encryption(&self) -> Option<&Keyring> {
+        self.encryption.as_ref()
     }
 
     /// The video codec written to the files (`None` for audio-only).

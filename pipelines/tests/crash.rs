@@ -12,6 +12,23 @@ use pipelines::*;
 
 const DIR_VAR: &str = "CAPSTAN_CRASH_DIR";
 const MODE_VAR: &str = "CAPSTAN_CRASH_MODE";
+/// Set: the child encrypts its file with [`keys`].
+const ENCRYPT_VAR: &str = "CAPSTAN_CRASH_ENCRYPT";
+
+fn keys() -> crypt::Keyring {
+    crypt::Keyring::new(&[7; crypt::KEY_LEN], &[])
+}
+
+/// The plaintext of an encrypted file, written next to nothing else (in `dir`), for the
+/// independent tools.
+fn decrypted(path: &Path, dir: &Path) -> PathBuf {
+    let mut file = crypt::MediaFile::open(path, Some(&keys())).unwrap();
+    let plain = file.read_range(0, file.len() as usize).unwrap();
+    let name = path.file_name().unwrap().to_string_lossy();
+    let out = dir.join(format!("plain-{}", name.trim_end_matches(".part")));
+    std::fs::write(&out, plain).unwrap();
+    out
+}
 
 fn mode_of(name: &str) -> (Mode, Format) {
     let (mode, format) = name.split_once('-').unwrap();
@@ -25,15 +42,24 @@ async fn child_records_until_killed() {
     let dir = PathBuf::from(std::env::var(DIR_VAR).unwrap());
     let (mode, format) = mode_of(&std::env::var(MODE_VAR).unwrap());
     let p0 = Participant::new(0, 20.0, true);
-    let (rec, _events) = start(spec(&dir, mode, format, false)).await;
+    let spec = spec(&dir, mode, format, false);
+    let spec = match std::env::var_os(ENCRYPT_VAR) {
+        Some(_) => spec.encrypted(keys()),
+        None => spec,
+    };
+    let (rec, _events) = start(spec).await;
     let feeders = p0.join(&rec).await;
     println!("READY");
     wait(feeders).await;
 }
 
 /// Runs the child, kills it after `secs` of recording, returns the `.part` file.
-fn record_then_kill(dir: &Path, mode: &str, secs: f64) -> PathBuf {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+fn record_then_kill(dir: &Path, mode: &str, secs: f64, encrypt: bool) -> PathBuf {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    if encrypt {
+        command.env(ENCRYPT_VAR, "1");
+    }
+    let mut child = command
         .args([
             "child_records_until_killed",
             "--exact",
@@ -61,24 +87,39 @@ fn record_then_kill(dir: &Path, mode: &str, secs: f64) -> PathBuf {
     parts[0].clone()
 }
 
-async fn kill_and_salvage(mode: &str, codecs: &[&str]) {
+async fn kill_and_salvage(mode: &str, codecs: &[&str], encrypt: bool) {
     let dir = tempfile::tempdir().unwrap();
+    let plain_dir = tempfile::tempdir().unwrap();
     let secs = 5.0;
     let part = {
         let dir = dir.path().to_path_buf();
         let mode = mode.to_string();
-        tokio::task::spawn_blocking(move || record_then_kill(&dir, &mode, secs))
+        tokio::task::spawn_blocking(move || record_then_kill(&dir, &mode, secs, encrypt))
             .await
             .unwrap()
     };
-    let raw = decode(&part);
+    let raw = if encrypt {
+        assert!(
+            !Command::new("ffprobe")
+                .args(["-v", "quiet"])
+                .arg(&part)
+                .status()
+                .unwrap()
+                .success(),
+            "the encrypted .part is not parseable media"
+        );
+        decode(&decrypted(&part, plain_dir.path()))
+    } else {
+        decode(&part)
+    };
     let last = raw.frames.last().map(|f| f.0).unwrap_or(0.0);
     println!("{mode}: .part decodes to {last:.2} s of video");
     assert!(
         last >= secs - 2.0,
         "the .part is decodable up to its last second or two: {last}"
     );
-    let fixed = tokio::task::spawn_blocking(move || salvage(&part))
+    let keyring = encrypt.then(keys);
+    let fixed = tokio::task::spawn_blocking(move || salvage(&part, keyring.as_ref()))
         .await
         .unwrap()
         .unwrap();
@@ -87,6 +128,12 @@ async fn kill_and_salvage(mode: &str, codecs: &[&str]) {
         std::fs::read_dir(dir.path()).unwrap().count() == 1,
         "the .part is replaced"
     );
+    assert_eq!(crypt::is_encrypted(&fixed).unwrap(), encrypt);
+    let fixed = if encrypt {
+        decrypted(&fixed, plain_dir.path())
+    } else {
+        fixed
+    };
     assert_decodes_cleanly(&fixed);
     let p = probe(&fixed);
     p.assert_codecs(codecs);
@@ -108,17 +155,27 @@ async fn kill_and_salvage(mode: &str, codecs: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_then_salvage_tracks_webm() {
-    kill_and_salvage("tracks-webm", &["video:vp8", "audio:opus"]).await;
+    kill_and_salvage("tracks-webm", &["video:vp8", "audio:opus"], false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_then_salvage_encrypted_tracks_webm() {
+    kill_and_salvage("tracks-webm", &["video:vp8", "audio:opus"], true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_then_salvage_composite_mkv() {
-    kill_and_salvage("composite-mkv", &["video:h264", "audio:opus"]).await;
+    kill_and_salvage("composite-mkv", &["video:h264", "audio:opus"], false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_then_salvage_composite_mp4() {
-    kill_and_salvage("composite-mp4", &["video:h264", "audio:aac"]).await;
+    kill_and_salvage("composite-mp4", &["video:h264", "audio:aac"], false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_then_salvage_encrypted_composite_mp4() {
+    kill_and_salvage("composite-mp4", &["video:h264", "audio:aac"], true).await;
 }
 
 /// A camera turned on 6 s into a track: its video sits in the file after 6 s of audio. The
@@ -153,7 +210,7 @@ fn salvage_handles_a_stream_that_starts_late() {
     let part = dir.path().join("x_late.webm.part");
     std::fs::write(&part, &bytes[..bytes.len() * 9 / 10]).unwrap();
 
-    let fixed = salvage(&part).unwrap();
+    let fixed = salvage(&part, None).unwrap();
     assert_decodes_cleanly(&fixed);
     let p = probe(&fixed);
     p.assert_codecs(&["video:vp8", "audio:opus"]);
@@ -170,16 +227,22 @@ fn salvage_rejects_garbage_and_keeps_the_part() {
     let dir = tempfile::tempdir().unwrap();
     let part = dir.path().join("x.webm.part");
     std::fs::write(&part, b"not a matroska file at all").unwrap();
-    assert!(matches!(salvage(&part), Err(SalvageError::Gstreamer(_))));
+    assert!(matches!(
+        salvage(&part, None),
+        Err(SalvageError::Gstreamer(_))
+    ));
     assert!(part.exists());
     // An EBML header and nothing after it: the demuxer finds no stream, so no EOS follows
     // its error (salvage used to wait for one until its 10-minute timeout).
     std::fs::write(&part, b"\x1a\x45\xdf\xa3 torn").unwrap();
-    assert!(matches!(salvage(&part), Err(SalvageError::Gstreamer(_))));
+    assert!(matches!(
+        salvage(&part, None),
+        Err(SalvageError::Gstreamer(_))
+    ));
     assert!(part.exists());
     let wrong = dir.path().join("x.webm");
     assert!(matches!(
-        salvage(&wrong),
+        salvage(&wrong, None),
         Err(SalvageError::NotAPartFile(_))
     ));
 }
