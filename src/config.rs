@@ -1,5 +1,6 @@
 //! Server configuration: defaults < `capstan.toml` < environment < command-line flags.
 
+use crate::encryption::EncryptionArgs;
 use crate::limits::{parse_net, Rate};
 use crate::recording::config::{RecordingArgs, RecordingConfig};
 use crate::setting::{self, ConfigError};
@@ -62,6 +63,8 @@ pub struct ServeArgs {
     pub ws_ping_interval: Option<String>,
     #[command(flatten)]
     pub recording: RecordingArgs,
+    #[command(flatten)]
+    pub encryption: EncryptionArgs,
 }
 
 /// Timeouts, limits and browser security flags; the `[limits]` table of `capstan.toml`.
@@ -264,6 +267,8 @@ struct FileConfig {
     ws_ping_interval: Option<String>,
     /// The `[recording]` table.
     recording: Option<RecordingArgs>,
+    /// The `[encryption]` table.
+    encryption: Option<EncryptionArgs>,
 }
 
 /// Resolved, validated configuration.
@@ -342,10 +347,15 @@ impl Config {
             .or(file.data_dir)
             .unwrap_or_else(|| "data".into());
         let limits = args.limits.or(file.limits.unwrap_or_default()).resolve()?;
+        let encryption = args
+            .encryption
+            .or(file.encryption.unwrap_or_default())
+            .resolve()?;
         let recording = args
             .recording
             .or(file.recording.unwrap_or_default())
-            .resolve(&data_dir)?;
+            .resolve(&data_dir)?
+            .encrypted_with(encryption);
         Ok(Self {
             dev: args.dev,
             ui_test_hooks: args.ui_test_hooks,

@@ -1,4 +1,4 @@
-//! `capstan serve` and `capstan token`.
+//! `capstan serve`, `capstan token` and `capstan rewrap`.
 
 use capstan::auth::{Role, TokenKeys, DEV_SECRET};
 use capstan::config::{Config, ServeArgs};
@@ -22,6 +22,9 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Print an access token signed with the configured secret.
     Token(TokenArgs),
+    /// Seal every encrypted recording file with the current encryption key (after a key
+    /// rotation), so the old keys can be dropped. Takes the same configuration as `serve`.
+    Rewrap(Box<ServeArgs>),
 }
 
 #[derive(clap::Args)]
@@ -75,6 +78,37 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(*args),
         Command::Token(args) => token(args),
+        Command::Rewrap(args) => rewrap(*args),
+    }
+}
+
+fn rewrap(args: ServeArgs) -> ExitCode {
+    let config = match Config::resolve(args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("capstan: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(keys) = &config.recording.encryption else {
+        eprintln!("capstan: no encryption key is configured (CAPSTAN_ENCRYPTION_KEY)");
+        return ExitCode::from(2);
+    };
+    let report = capstan::encryption::rewrap_dir(&config.recording.output_dir, keys);
+    println!(
+        "rewrapped {}, already on the current key {}, not encrypted {}, failed {}",
+        report.rewrapped,
+        report.current,
+        report.plain,
+        report.failed.len()
+    );
+    for failure in &report.failed {
+        eprintln!("capstan: {failure}");
+    }
+    if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -39,6 +39,8 @@ pub enum ConfigError {
         name: &'static str,
         min: &'static str,
     },
+    #[error("{names} cannot both be set")]
+    Conflict { names: &'static str },
     #[error("{name} is required {when}")]
     Required {
         name: &'static str,

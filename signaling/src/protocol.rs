@@ -197,6 +197,7 @@ pub enum ErrorCode {
     StorageError,
     CatalogError,
     IoError,
+    EncryptionError,
     // Limits.
     RateLimited,
     TooManyPending,

@@ -84,6 +84,10 @@ impl From<RecError> for ApiError {
             RecError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::StorageError),
             RecError::LocalFile { .. } => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::IoError),
             RecError::Catalog(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::CatalogError),
+            RecError::Crypt(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::EncryptionError,
+            ),
         };
         ApiError::new(status, code, e.to_string())
     }

@@ -8,6 +8,7 @@ mod guard;
 mod listener;
 mod ops;
 mod recordings;
+mod serve;
 mod web;
 mod whip;
 mod ws;

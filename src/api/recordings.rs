@@ -4,6 +4,7 @@
 use super::access::{host_of, member_of, Admin, Caller, RoomHost, RoomMember};
 use super::error::bearer;
 use super::extract::{Path, Query};
+use super::serve::serve_file;
 use super::{ApiError, AppState};
 use crate::auth::{unix_now, Claims, Role};
 use crate::recording::catalog::ListFilter;
@@ -11,15 +12,13 @@ use crate::recording::state::FileEntry;
 use crate::recording::{RecError, RecordingParams, RecordingState, Status};
 use crate::signed_url::{Signature, UrlError};
 use crate::storage::Storage;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use signaling::protocol::ErrorCode;
 use std::time::{Duration, UNIX_EPOCH};
-use tower::ServiceExt;
 
 pub use crate::recording::Action;
 
@@ -305,7 +304,6 @@ pub async fn download(
     Path(id): Path<String>,
     Query(q): Query<DownloadQuery>,
     headers: HeaderMap,
-    request: Request,
 ) -> Result<Response, ApiError> {
     if q.token.is_some() {
         return Err(UrlError::TokenInUrl.into());
@@ -324,7 +322,8 @@ pub async fn download(
     };
     let file = downloadable_file(&recording, index)?;
     if let Some(path) = &file.local_path {
-        return serve_file(path, &file.file_name, request).await;
+        let keys = state.config.recording.encryption.as_ref();
+        return serve_file(std::path::Path::new(path), &file.file_name, &headers, keys).await;
     }
     match (&file.s3_key, state.recordings.storage()) {
         (Some(key), Storage::S3(store)) => {
@@ -336,65 +335,6 @@ pub async fn download(
         }
         _ => Err(ApiError::not_found("Recording file is not available")),
     }
-}
-
-/// Whether a `Range` header is a well-formed `bytes` range set (RFC 9110 section 14.1.2).
-/// Another one is ignored, as the RFC asks, and the whole file served; a well-formed range
-/// that misses the file still gets 416.
-fn well_formed_range(value: &str) -> bool {
-    let Some((unit, set)) = value.split_once('=') else {
-        return false;
-    };
-    let number = |s: &str| {
-        s.bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| s.parse::<u64>().ok())
-            .flatten()
-    };
-    unit.trim().eq_ignore_ascii_case("bytes")
-        && set
-            .split(',')
-            .map(str::trim)
-            .all(|spec| match spec.split_once('-') {
-                Some((first, "")) => number(first).is_some(),
-                Some(("", suffix)) => number(suffix).is_some(),
-                Some((first, last)) => {
-                    matches!((number(first), number(last)), (Some(a), Some(b)) if a <= b)
-                }
-                None => false,
-            })
-}
-
-async fn serve_file(path: &str, name: &str, mut request: Request) -> Result<Response, ApiError> {
-    if !std::path::Path::new(path).exists() {
-        return Err(ApiError::not_found(
-            "Recording file is missing from local storage",
-        ));
-    }
-    let malformed = request
-        .headers()
-        .get(header::RANGE)
-        .is_some_and(|v| !v.to_str().is_ok_and(well_formed_range));
-    if malformed {
-        request.headers_mut().remove(header::RANGE);
-    }
-    let mut response = tower_http::services::ServeFile::new(path)
-        .oneshot(request)
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::IoError,
-                e.to_string(),
-            )
-        })?
-        .map(Body::new);
-    if let Ok(value) = format!("attachment; filename=\"{name}\"").parse() {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_DISPOSITION, value);
-    }
-    Ok(response)
 }
 
 /// `DELETE /api/webrtc/recordings/{id}`: deletes a finished recording.
@@ -442,32 +382,6 @@ mod tests {
             room: room.into(),
             role,
             exp: 0,
-        }
-    }
-
-    #[test]
-    fn only_well_formed_byte_ranges_count() {
-        for fine in [
-            "bytes=0-9",
-            "bytes=5-",
-            "bytes=-10",
-            "BYTES=0-0, 4-8",
-            "bytes=9-9",
-        ] {
-            assert!(well_formed_range(fine), "{fine}");
-        }
-        for malformed in [
-            "bytes=abc",
-            "bytes=5-2",
-            "bytes",
-            "bytes=",
-            "lines=1-2",
-            "bytes=--1",
-            "bytes=0-1,",
-            "bytes=+1-2",
-            "bytes=99999999999999999999-",
-        ] {
-            assert!(!well_formed_range(malformed), "{malformed}");
         }
     }
 

@@ -7,6 +7,7 @@ use crate::storage::s3::S3Config;
 use crate::storage::StorageConfig;
 use crate::webhooks::WebhookConfig;
 use clap::Args;
+use pipelines::crypt::Keyring;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -116,6 +117,18 @@ pub struct RecordingConfig {
     pub no_media_timeout: Duration,
     pub retention: Option<Duration>,
     pub webhooks: WebhookConfig,
+    /// The keys local files are encrypted with; `None` writes them in the clear.
+    pub encryption: Option<Keyring>,
+}
+
+impl RecordingConfig {
+    /// The same settings, with local files encrypted with `keys` when there are keys.
+    pub fn encrypted_with(self, keys: Option<Keyring>) -> Self {
+        RecordingConfig {
+            encryption: keys,
+            ..self
+        }
+    }
 }
 
 macro_rules! merge {
@@ -202,6 +215,7 @@ impl RecordingArgs {
                 self.webhook_urls.as_deref().unwrap_or(""),
                 self.webhook_secret.clone(),
             ),
+            encryption: None,
         })
     }
 

@@ -68,6 +68,9 @@ pub enum RecError {
     },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// An encrypted file that cannot be opened: its key is not configured, or it is corrupt.
+    #[error("encrypted file: {0}")]
+    Crypt(#[from] pipelines::crypt::CryptError),
 }
 
 impl From<S3Error> for RecError {

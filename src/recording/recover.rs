@@ -8,6 +8,7 @@ use super::running::file_entry;
 use super::state::{FileEntry, RecordingState, Status, StopReason};
 use super::{Ctx, RecordingEvent};
 use crate::storage::room_dir;
+use pipelines::crypt::Keyring;
 use std::path::{Path, PathBuf};
 
 /// Salvages interrupted recordings; returns those that still need delivering (uploading).
@@ -61,7 +62,8 @@ async fn unfinished(ctx: &Ctx, state: &RecordingState) -> bool {
 async fn salvage(ctx: &Ctx, state: &mut RecordingState) {
     let dir = room_dir(&ctx.config.output_dir, &state.room_id);
     let id = state.recording_id.clone();
-    let found = tokio::task::spawn_blocking(move || salvage_dir(&dir, &id))
+    let keys = ctx.config.encryption.clone();
+    let found = tokio::task::spawn_blocking(move || salvage_dir(&dir, &id, keys.as_ref()))
         .await
         .unwrap_or_default();
     state.metadata.interrupted = Some(true);
@@ -119,7 +121,7 @@ impl Unsalvaged {
 }
 
 /// Salvages every `<id>*.part` in `dir` and keeps `<id>*` files already finished.
-fn salvage_dir(dir: &Path, id: &str) -> Vec<Result<FileEntry, Unsalvaged>> {
+fn salvage_dir(dir: &Path, id: &str, keys: Option<&Keyring>) -> Vec<Result<FileEntry, Unsalvaged>> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -138,7 +140,7 @@ fn salvage_dir(dir: &Path, id: &str) -> Vec<Result<FileEntry, Unsalvaged>> {
         .filter(|p| !p.to_string_lossy().ends_with(".salvage"))
         .map(|p| {
             let path = if p.extension().is_some_and(|e| e == "part") {
-                pipelines::salvage(&p).map_err(|e| Unsalvaged {
+                pipelines::salvage(&p, keys).map_err(|e| Unsalvaged {
                     error: e.to_string(),
                     path: p,
                 })?
@@ -151,12 +153,10 @@ fn salvage_dir(dir: &Path, id: &str) -> Vec<Result<FileEntry, Unsalvaged>> {
 }
 
 fn entry(path: &Path) -> Result<FileEntry, Unsalvaged> {
-    let bytes = std::fs::metadata(path)
-        .map_err(|e| Unsalvaged {
-            path: path.to_path_buf(),
-            error: e.to_string(),
-        })?
-        .len();
+    let bytes = pipelines::crypt::media_len(path).map_err(|e| Unsalvaged {
+        path: path.to_path_buf(),
+        error: e.to_string(),
+    })?;
     Ok(file_entry(&pipelines::OutputFile {
         path: path.to_path_buf(),
         participant: None,

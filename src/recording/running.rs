@@ -11,6 +11,7 @@ use super::{Ctx, RecError, RecordingEvent};
 use crate::metrics::METRICS;
 use crate::sfu::room::{PublishedTrack, RoomEvent, RoomHandle};
 use crate::storage::{room_dir, Storage};
+use pipelines::crypt::Keyring;
 use pipelines::{
     EventStream, Health, InputStats, Mode, Outcome, Recorder, RecorderEvent, RecordingRequest,
     RecordingSpec, TrackKind,
@@ -91,7 +92,7 @@ async fn start(
     // recorder started first was dropped, and the file it finished was never catalogued.)
     let started = match room.attach(room_tx).await {
         None => Err(RecError::RoomNotFound(state.room_id.clone())),
-        Some(snapshot) => match open(&request).await {
+        Some(snapshot) => match open(&request, ctx.config.encryption.clone()).await {
             Ok(started) => Ok((started, snapshot)),
             Err(e) => {
                 room.detach();
@@ -144,8 +145,12 @@ fn limits(ctx: &Ctx) -> Limits {
     }
 }
 
-/// Creates the room's spool directory and starts the pipeline.
-async fn open(request: &RecordingRequest) -> Result<(Recorder, EventStream), RecError> {
+/// Creates the room's spool directory and starts the pipeline, encrypting its files with
+/// `keys` when there are keys.
+async fn open(
+    request: &RecordingRequest,
+    keys: Option<Keyring>,
+) -> Result<(Recorder, EventStream), RecError> {
     tokio::fs::create_dir_all(&request.output_dir)
         .await
         .map_err(|source| RecError::LocalFile {
@@ -154,6 +159,10 @@ async fn open(request: &RecordingRequest) -> Result<(Recorder, EventStream), Rec
             source,
         })?;
     let spec = RecordingSpec::new(request.clone())?;
+    let spec = match keys {
+        Some(keys) => spec.encrypted(keys),
+        None => spec,
+    };
     Ok(Recorder::start(spec).await?)
 }
 

@@ -4,6 +4,7 @@
 
 pub mod s3;
 
+use pipelines::crypt::{self, Keyring, MediaFile};
 use std::path::{Path, PathBuf};
 
 /// The configured backend.
@@ -31,10 +32,12 @@ pub enum StorageConfig {
 }
 
 impl Storage {
-    pub fn new(config: &StorageConfig) -> Result<Self, s3::S3Error> {
+    /// The store of `config`; it reads encrypted local files with `keys`.
+    pub fn new(config: &StorageConfig, keys: Option<Keyring>) -> Result<Self, s3::S3Error> {
         match config {
             StorageConfig::Local => Ok(Storage::Local),
-            StorageConfig::S3(c) => s3::S3Store::new(c.as_ref().clone()).map(Storage::S3),
+            StorageConfig::S3(c) => s3::S3Store::new(c.as_ref().clone())
+                .map(|store| Storage::S3(store.reading_with(keys))),
         }
     }
 
@@ -70,6 +73,44 @@ pub fn room_dir(output: &Path, room: &str) -> PathBuf {
         })
         .collect();
     output.join(if safe.is_empty() { "_".into() } else { safe })
+}
+
+/// The length of the media in a local file: what an upload of it sends (an encrypted file's
+/// plaintext is a little shorter than the file).
+pub async fn local_media_len(path: &Path) -> std::io::Result<u64> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || crypt::media_len(&path))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// `len` bytes of an encrypted local file's media from `offset`, decrypted; `None` when the
+/// file is not encrypted, to be read from disk as it is.
+pub async fn read_encrypted(
+    path: &Path,
+    keys: Option<&Keyring>,
+    offset: u64,
+    len: u64,
+) -> Result<Option<Vec<u8>>, crypt::CryptError> {
+    let (path, keys) = (path.to_owned(), keys.cloned());
+    let read = move || {
+        let io = |source| crypt::CryptError::Io {
+            path: path.clone(),
+            source,
+        };
+        if !crypt::is_encrypted(&path).map_err(io)? {
+            return Ok(None);
+        }
+        let mut file = MediaFile::open(&path, keys.as_ref())?;
+        let len = usize::try_from(len).map_err(|e| io(std::io::Error::other(e)))?;
+        file.read_range(offset, len).map(Some).map_err(io)
+    };
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| crypt::CryptError::Io {
+            path: Default::default(),
+            source: std::io::Error::other(e),
+        })?
 }
 
 /// Removes a local file; a file that is already gone is fine.

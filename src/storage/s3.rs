@@ -11,6 +11,7 @@
 //! whole file in memory), at most [`S3Config::parallel_parts`] at once, with a CRC32 checksum per
 //! part that S3 verifies.
 
+use super::{local_media_len, read_encrypted};
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
@@ -21,6 +22,7 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_s3::Client;
 use futures::stream::{self, StreamExt};
+use pipelines::crypt::{CryptError, Keyring};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -246,6 +248,8 @@ pub enum AttemptError {
         #[source]
         source: ByteStreamError,
     },
+    #[error("decrypting the local file: {0}")]
+    Decrypt(#[source] Box<CryptError>),
     #[error("CreateMultipartUpload returned no upload id")]
     NoUploadId,
     #[error("size check: the object has {}, the local file {local} bytes",
@@ -259,6 +263,9 @@ pub struct S3Store {
     client: Client,
     cfg: Arc<S3Config>,
     sse: Option<ServerSideEncryption>,
+    /// Keys to decrypt encrypted local files with: the object holds the media, and the store
+    /// encrypts it with its own server-side encryption.
+    keys: Option<Keyring>,
 }
 
 impl S3Store {
@@ -269,7 +276,13 @@ impl S3Store {
             client: Client::from_conf(cfg.sdk_config()),
             sse: cfg.sse.as_deref().map(ServerSideEncryption::from),
             cfg: Arc::new(cfg),
+            keys: None,
         })
+    }
+
+    /// The same store, decrypting encrypted local files with `keys` as it uploads them.
+    pub fn reading_with(self, keys: Option<Keyring>) -> Self {
+        S3Store { keys, ..self }
     }
 
     /// The object key for `name`: the configured prefix followed by `name`.
@@ -401,7 +414,7 @@ impl S3Store {
 
     /// `PutObject` streamed from the file.
     async fn put_single(&self, path: &Path, key: &str, total: u64) -> Result<(), AttemptError> {
-        let body = read_body(path, 0, total).await?;
+        let body = self.read_body(path, 0, total).await?;
         self.client
             .put_object()
             .bucket(&self.cfg.bucket)
@@ -490,7 +503,7 @@ impl S3Store {
         offset: u64,
         len: u64,
     ) -> Result<(CompletedPart, u64), AttemptError> {
-        let body = read_body(path, offset, len).await?;
+        let body = self.read_body(path, offset, len).await?;
         let uploaded = self
             .client
             .upload_part()
@@ -570,6 +583,31 @@ impl S3Store {
         Ok(head.e_tag().map(|tag| tag.trim_matches('"').to_string()))
     }
 
+    /// A request body of `len` bytes of the file's media from `offset`: a plain file is read
+    /// as it is sent (and re-read if the SDK retries), an encrypted one decrypted first.
+    async fn read_body(
+        &self,
+        path: &Path,
+        offset: u64,
+        len: u64,
+    ) -> Result<ByteStream, AttemptError> {
+        let body_error = |source| AttemptError::Body {
+            path: path.to_owned(),
+            source,
+        };
+        let decrypted = read_encrypted(path, self.keys.as_ref(), offset, len).await;
+        match decrypted.map_err(|e| AttemptError::Decrypt(Box::new(e)))? {
+            Some(bytes) => Ok(ByteStream::from(bytes)),
+            None => ByteStream::read_from()
+                .path(path)
+                .offset(offset)
+                .length(Length::Exact(len))
+                .build()
+                .await
+                .map_err(body_error),
+        }
+    }
+
     /// Wait before retry number `retry` (from 1): `backoff`, doubled each time, at most 30 s.
     fn backoff(&self, retry: u32) -> Duration {
         let factor = 2u32.saturating_pow(retry.saturating_sub(1));
@@ -601,27 +639,11 @@ fn ensure(ok: bool, problem: impl Into<String>) -> Result<(), S3Error> {
     }
 }
 
-/// The size of the local file.
+/// The length of the local file's media.
 async fn local_size(path: &Path) -> Result<u64, S3Error> {
-    let metadata = tokio::fs::metadata(path).await;
-    metadata
-        .map(|m| m.len())
-        .map_err(|source| S3Error::LocalFile {
-            path: path.to_owned(),
-            source,
-        })
-}
-
-/// A request body of `len` bytes of the file from `offset`, read as it is sent (and re-read if
-/// the SDK retries).
-async fn read_body(path: &Path, offset: u64, len: u64) -> Result<ByteStream, AttemptError> {
-    ByteStream::read_from()
-        .path(path)
-        .offset(offset)
-        .length(Length::Exact(len))
-        .build()
+    local_media_len(path)
         .await
-        .map_err(|source| AttemptError::Body {
+        .map_err(|source| S3Error::LocalFile {
             path: path.to_owned(),
             source,
         })
