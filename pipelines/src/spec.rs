@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 /// What a recording produces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
 pub enum Mode {
     /// One file for the whole room: video tiles composited onto a canvas, audio mixed.
     Composite,
@@ -15,7 +16,8 @@ pub enum Mode {
 }
 
 /// Container format of the output files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
 pub enum Format {
     /// WebM: VP8 + Opus.
     Webm,
@@ -26,7 +28,8 @@ pub enum Format {
 }
 
 /// Output quality preset (composite canvas, frame rate and encoder bitrates).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
 pub enum Quality {
     /// 854x480 @ 24 fps, 1 Mbit/s video, 96 kbit/s audio.
     Low,
@@ -39,7 +42,8 @@ pub enum Quality {
 }
 
 /// Composite layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
 pub enum Layout {
     /// Equal tiles, re-flowed as inputs come and go.
     Grid,

@@ -151,7 +151,7 @@ pub enum ServerMessage {
 
 /// Machine-readable error codes, one list for the HTTP API (`{"error": code, ...}`) and the
 /// WebSocket protocol (`{"type": "error", "code": ...}`). Serialised in snake_case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     // Requests and messages.

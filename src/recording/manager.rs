@@ -213,7 +213,7 @@ impl From<Refusal> for RecError {
 }
 
 /// One running pipeline, as `GET /api/webrtc/pipelines` shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PipelineView {
     pub recording_id: String,
     pub room_id: String,
@@ -229,7 +229,7 @@ pub struct PipelineView {
 }
 
 /// One input of a pipeline.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InputView {
     pub id: String,
     pub participant: String,
@@ -244,7 +244,7 @@ pub struct InputView {
 }
 
 /// The CPU budget as `GET /api/webrtc/pipelines` shows it, in cores.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BudgetView {
     pub total: f64,
     pub used: f64,

@@ -4,9 +4,10 @@ use crate::storage::Backend;
 use pipelines::{Format, Layout, Mode, Quality};
 use serde::{Deserialize, Serialize};
 use std::time::SystemTime;
+use utoipa::ToSchema;
 
 /// Lifecycle: pending → recording ⇄ paused → processing → completed | failed | cancelled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pending,
@@ -74,7 +75,7 @@ impl Status {
 }
 
 /// The preset numbers, as the API shows them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct QualityView {
     pub resolution: String,
     pub video_bitrate: u32,
@@ -95,7 +96,7 @@ impl From<Quality> for QualityView {
 }
 
 /// One output file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FileEntry {
     pub file_name: String,
     pub local_path: Option<String>,
@@ -109,7 +110,7 @@ pub struct FileEntry {
 
 /// Whose a file being written is and where it starts, noted in `metadata.files_begun` while
 /// recording so that a salvage after a crash can restore both.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FileOrigin {
     /// The file's final name (without `.part`).
     pub file_name: String,
@@ -118,7 +119,7 @@ pub struct FileOrigin {
 }
 
 /// Why a recording stopped (`metadata.stop_reason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     /// The host (or an admin) asked.
@@ -138,7 +139,7 @@ pub enum StopReason {
 }
 
 /// Phase of an upload to the object store (`metadata.upload.state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UploadPhase {
     Uploading,
@@ -149,7 +150,7 @@ pub enum UploadPhase {
 }
 
 /// Upload progress (`metadata.upload`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Upload {
     pub state: UploadPhase,
     pub bytes_uploaded: u64,
@@ -162,7 +163,7 @@ pub struct Upload {
 
 /// What the recording's `metadata` object holds. Each key is present only once set, as the
 /// API has always shown it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Metadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_reason: Option<StopReason>,
@@ -189,7 +190,7 @@ pub struct Metadata {
 }
 
 /// A participant seen during the recording, with the packets recorded from them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ParticipantEntry {
     pub identity: String,
     pub name: String,
@@ -200,7 +201,7 @@ pub struct ParticipantEntry {
 }
 
 /// The recording state object (field names are a contract).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RecordingState {
     pub recording_id: String,
     pub room_id: String,

@@ -15,7 +15,9 @@ pub enum Storage {
 }
 
 /// The kinds of store: `local` or `s3` in the API and configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     Local,
