@@ -160,6 +160,10 @@ async fn whip(State(whip): State<Whip>, offer: String) -> axum::response::Respon
 }
 
 #[tokio::main]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "an example's own server, not the API"
+)]
 async fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (out_dir, secs, rids) = match args.as_slice() {

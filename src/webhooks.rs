@@ -369,6 +369,7 @@ mod tests {
     }
 
     impl Receiver {
+        #[expect(clippy::disallowed_methods, reason = "a test receiver, not the API")]
         async fn start(script: &[Reply]) -> Self {
             let (tx, seen) = mpsc::unbounded_channel();
             let state = ReceiverState {

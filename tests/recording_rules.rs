@@ -743,6 +743,7 @@ async fn signed_download_urls_replace_tokens_in_urls() {
 }
 
 /// A webhook receiver on loopback that records every request's headers and body.
+#[expect(clippy::disallowed_methods, reason = "a test receiver, not the API")]
 async fn webhook_receiver() -> (String, Arc<Mutex<Vec<(HeaderMap, Bytes)>>>) {
     let seen: Arc<Mutex<Vec<(HeaderMap, Bytes)>>> = Arc::default();
     let store = seen.clone();

@@ -21,6 +21,11 @@ const JOIN_FORM_SLOT: &str = "<!-- join-form -->";
 static INDEX: LazyLock<String> = LazyLock::new(|| page(include_str!("../web/index.html")));
 static ROOM: LazyLock<String> = LazyLock::new(|| page(include_str!("../web/room.html")));
 
+/// The HTTP API docs page served at `/api/docs`: it renders `/api/openapi.json`.
+pub fn api_docs() -> &'static str {
+    include_str!("../web/api-docs.html")
+}
+
 /// The lobby served at `/`.
 pub fn index() -> &'static str {
     &INDEX
@@ -97,6 +102,16 @@ pub const STATIC: &[Asset] = &[
         path: "stats.js",
         content_type: JS,
         body: include_str!("../web/stats.js"),
+    },
+    Asset {
+        path: "api-docs.js",
+        content_type: JS,
+        body: include_str!("../web/api-docs.js"),
+    },
+    Asset {
+        path: "api-docs.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../web/api-docs.css"),
     },
     Asset {
         path: "style.css",

@@ -2,6 +2,7 @@
 
 mod access;
 mod compat;
+mod doc;
 mod error;
 mod extract;
 mod guard;
@@ -23,9 +24,11 @@ use crate::recording::Recordings;
 use crate::sfu::Sfu;
 use crate::signed_url::DownloadSigner;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{delete, get, post};
 use axum::Router;
 use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Everything handlers share; read-only after start-up.
 #[derive(Clone)]
@@ -38,62 +41,68 @@ pub struct AppState {
     pub guard: Arc<Guard>,
 }
 
-/// The recording API and its compatibility routes.
-fn recording_routes() -> Router<AppState> {
+/// The routes that are rate-limited and have their bodies read within the body timeout.
+///
+/// Every route is added with `.routes(routes!(handler))`: the path and method come from the
+/// handler's `#[utoipa::path]`, so the router and the OpenAPI document are one list. Handlers
+/// of one path go in one `routes!` (`routes!(get_it, delete_it)`).
+fn limited_routes() -> OpenApiRouter<AppState> {
     use recordings as r;
-    Router::new()
-        .route("/api/webrtc/rooms/{room}/recording/start", post(r::start))
-        .route(
-            "/api/webrtc/rooms/{room}/recording/{id}/{action}",
-            post(r::control),
-        )
-        .route(
-            "/api/webrtc/rooms/{room}/recording/{id}",
-            delete(r::cancel_or_delete),
-        )
-        .route(
-            "/api/webrtc/rooms/{room}/recording/{id}/status",
-            get(r::status),
-        )
-        .route("/api/webrtc/rooms/{room}/recordings", get(r::room_list))
-        .route("/api/webrtc/recordings", get(r::own_list))
-        .route("/api/webrtc/recordings/{id}", delete(r::delete))
-        .route("/api/webrtc/recordings/{id}/download", get(r::download))
-        .route(
-            "/api/webrtc/recordings/{id}/download-url",
-            post(r::download_url),
-        )
-        .route("/api/webrtc/recordings/{id}/upload", post(r::retry_upload))
-        .route("/api/webrtc/pipelines", get(r::pipelines))
-        .route("/video-calls/{call}/recording/start", post(compat::start))
-        .route("/video-calls/{call}/recording/stop", post(compat::stop))
-        .route(
-            "/video-calls/{call}/recording/{id}",
-            get(compat::get).delete(compat::delete),
-        )
+    OpenApiRouter::new()
+        .routes(routes!(web::index))
+        .routes(routes!(web::room))
+        .routes(routes!(web::asset))
+        .routes(routes!(ws::upgrade))
+        .routes(routes!(whip::publish))
+        .routes(routes!(whip::unpublish))
+        .routes(routes!(whip::view))
+        .routes(routes!(whip::unview))
+        .routes(routes!(web::dev_token))
+        .routes(routes!(doc::openapi_json))
+        .routes(routes!(doc::page))
+        .routes(routes!(r::start))
+        .routes(routes!(r::control))
+        .routes(routes!(r::cancel_or_delete))
+        .routes(routes!(r::status))
+        .routes(routes!(r::room_list))
+        .routes(routes!(r::own_list))
+        .routes(routes!(r::delete))
+        .routes(routes!(r::download))
+        .routes(routes!(r::download_url))
+        .routes(routes!(r::retry_upload))
+        .routes(routes!(r::pipelines))
+        .routes(routes!(compat::start))
+        .routes(routes!(compat::stop))
+        .routes(routes!(compat::get, compat::delete))
+}
+
+/// The ops endpoints: neither rate-limited nor body-timed, for probes and scrapers.
+fn ops_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+}
+
+/// The OpenAPI document of every route of [`router`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut limited = limited_routes().into_openapi();
+    doc::add_guard_responses(&mut limited);
+    let mut openapi = doc::ApiDoc::openapi();
+    openapi.merge(limited);
+    openapi.merge(ops_routes().into_openapi());
+    openapi
 }
 
 /// All routes. Everything but the ops endpoints is rate-limited and has its body read
 /// within the body timeout; CORS, when origins are allowed, wraps it all.
 pub fn router(state: AppState) -> Router {
-    let limited = Router::new()
-        .route("/", get(web::index))
-        .route("/room/{room}", get(web::room))
-        .route("/static/{file}", get(web::asset))
-        .route("/ws", get(ws::upgrade))
-        .route("/whip/{room}", post(whip::publish))
-        .route("/whip/{room}/{identity}", delete(whip::unpublish))
-        .route("/whep/{room}/{identity}", post(whip::view))
-        .route("/whep/{room}/{identity}/{viewer}", delete(whip::unview))
-        .route("/api/dev/token", get(web::dev_token))
-        .merge(recording_routes())
+    let limited = Router::from(limited_routes())
         .layer(from_fn_with_state(state.clone(), guard::read_body))
         .layer(from_fn_with_state(state.clone(), guard::rate_limit));
     let router = Router::new()
         .merge(limited)
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+        .merge(Router::from(ops_routes()))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method);
     let router = match guard::cors(&state.config.limits) {

@@ -1,15 +1,25 @@
 //! Liveness, readiness and metrics.
 
+use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::metrics::METRICS;
 use crate::storage::s3::S3Error;
+use crate::storage::Backend;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use signaling::protocol::ErrorCode;
 use std::path::PathBuf;
+use utoipa::ToSchema;
 
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "ops",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain"))
+)]
 pub async fn healthz() -> &'static str {
     "ok"
 }
@@ -39,9 +49,31 @@ impl From<NotReady> for ApiError {
     }
 }
 
+/// Answer of a ready node.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct Ready {
+    ready: bool,
+    /// `writable`.
+    data_dir: &'static str,
+    /// `writable`.
+    spool: &'static str,
+    /// `ok`.
+    gstreamer: &'static str,
+    storage: Backend,
+}
+
 /// Ready when GStreamer initialises, the data directory and the recording spool are writable
 /// and the object store (if configured) answers.
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "ops",
+    responses(
+        (status = 200, description = "Ready", body = Ready),
+        (status = 503, description = "Not ready, and why", body = ErrorBody),
+    )
+)]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
     let dirs = [
         ("data directory", state.config.data_dir.clone()),
         ("recording spool", state.config.recording.output_dir.clone()),
@@ -56,13 +88,13 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
         .map_err(NotReady::GStreamer)?;
     let storage = state.recordings.storage();
     storage.check().await.map_err(NotReady::Store)?;
-    Ok(Json(serde_json::json!({
-        "ready": true,
-        "data_dir": "writable",
-        "spool": "writable",
-        "gstreamer": "ok",
-        "storage": storage.backend(),
-    })))
+    Ok(Json(Ready {
+        ready: true,
+        data_dir: "writable",
+        spool: "writable",
+        gstreamer: "ok",
+        storage: storage.backend(),
+    }))
 }
 
 /// Writes and removes a probe file in `dir`.
@@ -84,6 +116,13 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     }
 }
 
+/// Prometheus metrics.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
+)]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     state.recordings.update_metrics().await;
     (

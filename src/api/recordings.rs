@@ -2,14 +2,16 @@
 //! retry and the pipelines view for ops.
 
 use super::access::{host_of, member_of, Admin, Caller, RoomHost, RoomMember};
-use super::error::bearer;
+use super::error::{bearer, ErrorBody};
 use super::extract::{Path, Query};
 use super::serve::serve_file;
 use super::{ApiError, AppState};
 use crate::auth::{unix_now, Claims, Role};
 use crate::recording::catalog::ListFilter;
 use crate::recording::state::FileEntry;
-use crate::recording::{RecError, RecordingParams, RecordingState, Status};
+use crate::recording::{
+    BudgetView, PipelineView, RecError, RecordingParams, RecordingState, Status,
+};
 use crate::signed_url::{Signature, UrlError};
 use crate::storage::Storage;
 use axum::extract::State;
@@ -19,6 +21,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use signaling::protocol::ErrorCode;
 use std::time::{Duration, UNIX_EPOCH};
+use utoipa::{IntoParams, ToSchema};
 
 pub use crate::recording::Action;
 
@@ -26,11 +29,20 @@ pub use crate::recording::Action;
 const PRESIGN_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// Query of `POST .../recording/start`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StartQuery {
+    /// Default `webm`.
+    #[param(value_type = Option<pipelines::Format>)]
     recording_format: Option<String>,
+    /// Default `medium`.
+    #[param(value_type = Option<pipelines::Quality>)]
     quality: Option<String>,
+    /// Default `composite`; `tracks` is not available with `mp4`.
+    #[param(value_type = Option<pipelines::Mode>)]
     mode: Option<String>,
+    /// Default `grid`.
+    #[param(value_type = Option<pipelines::Layout>)]
     layout: Option<String>,
 }
 
@@ -92,6 +104,24 @@ pub async fn start_for(
         .await?)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/webrtc/rooms/{room}/recording/start",
+    tag = "recordings",
+    params(("room" = String, Path, description = "Room name"), StartQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Started", body = RecordingState),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "Conflicts with the recording's state", body = ErrorBody),
+        (status = 429, description = "Too many recordings or requests", body = ErrorBody),
+        (status = 503, description = "Recording cannot run now", body = ErrorBody),
+    )
+)]
+/// Starts recording the room (host or admin).
 pub async fn start(
     State(state): State<AppState>,
     host: RoomHost,
@@ -124,6 +154,23 @@ pub async fn control_for(
     Ok(state.recordings.control(id, action).await?)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/webrtc/rooms/{room}/recording/{id}/{action}",
+    tag = "recordings",
+    params(("room" = String, Path, description = "Room name"), ("id" = String, Path, description = "Recording id"), ("action" = String, Path, description = "`stop`, `pause` or `resume`")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The recording after the action", body = RecordingState),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "Conflicts with the recording's state", body = ErrorBody),
+        (status = 500, description = "Server error", body = ErrorBody),
+        (status = 503, description = "Recording cannot run now", body = ErrorBody),
+    )
+)]
+/// Stops, pauses or resumes a recording of the room (host or admin).
 pub async fn control(
     State(state): State<AppState>,
     host: RoomHost,
@@ -138,7 +185,24 @@ pub async fn control(
     Ok(Json(control_for(&state, &host, &id, action).await?))
 }
 
-/// `DELETE .../recording/{id}`: cancels a running recording, deletes a finished one.
+/// Cancels a running recording, deletes a finished one (host or admin).
+#[utoipa::path(
+    delete,
+    path = "/api/webrtc/rooms/{room}/recording/{id}",
+    tag = "recordings",
+    params(("room" = String, Path, description = "Room name"), ("id" = String, Path, description = "Recording id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Cancelled; the recording", body = RecordingState),
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "Conflicts with the recording's state", body = ErrorBody),
+        (status = 500, description = "Server error", body = ErrorBody),
+        (status = 503, description = "Recording cannot run now", body = ErrorBody),
+    )
+)]
 pub async fn cancel_or_delete(
     State(state): State<AppState>,
     host: RoomHost,
@@ -152,6 +216,22 @@ pub async fn cancel_or_delete(
     Ok(Json(state.recordings.control(&id, Action::Cancel).await?).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/webrtc/rooms/{room}/recording/{id}/status",
+    tag = "recordings",
+    params(("room" = String, Path, description = "Room name"), ("id" = String, Path, description = "Recording id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The recording", body = RecordingState),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 500, description = "Server error", body = ErrorBody),
+        (status = 503, description = "Recording cannot run now", body = ErrorBody),
+    )
+)]
+/// A recording of the room (members of the room).
 pub async fn status(
     State(state): State<AppState>,
     member: RoomMember,
@@ -160,8 +240,11 @@ pub async fn status(
     Ok(Json(recording_in_room(&state, &member.room, &id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only recordings in this status.
+    #[param(value_type = Option<Status>)]
     status: Option<String>,
 }
 
@@ -181,6 +264,22 @@ fn status_filter(q: &ListQuery) -> Result<Option<Status>, ApiError> {
         .transpose()
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/webrtc/rooms/{room}/recordings",
+    tag = "recordings",
+    params(("room" = String, Path, description = "Room name"), ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The room's recordings, newest first", body = Vec<RecordingState>),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = ErrorBody),
+        (status = 500, description = "Server error", body = ErrorBody),
+        (status = 503, description = "Recording cannot run now", body = ErrorBody),
+    )
+)]
+/// The room's recordings (members of the room).
 pub async fn room_list(
     State(state): State<AppState>,
     member: RoomMember,
@@ -195,6 +294,20 @@ pub async fn room_list(
 }
 
 /// The caller's own recordings (admin: everyone's).
+#[utoipa::path(
+    get,
+    path = "/api/webrtc/recordings",
+    tag = "recordings",
+    params(ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The recordings, newest first", body = Vec<RecordingState>),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 500, description = "Server error", body = ErrorBody),
+        (status = 503, description = "Recording cannot run now", body = ErrorBody),
+    )
+)]
 pub async fn own_list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
@@ -220,18 +333,21 @@ fn own_filter(claims: &Claims, status: Option<Status>) -> ListFilter {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FileQuery {
     /// Which file (tracks mode has one per participant); default the first.
     file: Option<usize>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
     /// Which file; default the first.
     file: Option<usize>,
-    /// Expiry (Unix seconds) and signature of a URL from `POST .../download-url`.
+    /// Expiry (Unix seconds) of a signed URL from `POST .../download-url`.
     expires: Option<u64>,
+    /// Signature of a signed URL from `POST .../download-url`.
     sig: Option<String>,
     /// Refused: access tokens do not belong in URLs.
     token: Option<String>,
@@ -267,7 +383,7 @@ fn downloadable_file(recording: &RecordingState, index: usize) -> Result<&FileEn
 }
 
 /// Answer of `POST .../download-url`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DownloadUrl {
     /// Relative to the server: `/api/webrtc/recordings/{id}/download?file=N&expires=..&sig=..`.
     url: String,
@@ -275,8 +391,23 @@ pub struct DownloadUrl {
     expires_at: String,
 }
 
-/// `POST /api/webrtc/recordings/{id}/download-url`: a short-lived signed URL for whoever may
-/// download the file with their token.
+/// A short-lived signed URL for whoever may download the file with their token.
+#[utoipa::path(
+    post,
+    path = "/api/webrtc/recordings/{id}/download-url",
+    tag = "recordings",
+    params(("id" = String, Path, description = "Recording id"), FileQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The signed URL", body = DownloadUrl),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "Conflicts with the recording's state", body = ErrorBody),
+        (status = 500, description = "Server error", body = ErrorBody),
+        (status = 503, description = "Recording cannot run now", body = ErrorBody),
+    )
+)]
 pub async fn download_url(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -298,7 +429,31 @@ pub async fn download_url(
 }
 
 /// Serves the file with Range support, or redirects to a presigned URL for S3. Authorized by
-/// the `Authorization` header or by a signed URL for exactly this recording and file.
+/// the `Authorization` header or by a signed URL (`expires` and `sig`) for exactly this
+/// recording and file.
+#[utoipa::path(
+    get,
+    path = "/api/webrtc/recordings/{id}/download",
+    tag = "recordings",
+    params(("id" = String, Path, description = "Recording id"), DownloadQuery),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The file", content(
+            (Vec<u8> = "video/webm"), (Vec<u8> = "video/x-matroska"), (Vec<u8> = "video/mp4"),
+        )),
+        (status = 206, description = "Part of the file (a `Range` request)", content(
+            (Vec<u8> = "video/webm"), (Vec<u8> = "video/x-matroska"), (Vec<u8> = "video/mp4"),
+        )),
+        (status = 307, description = "Redirect to a presigned object store URL"),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "Conflicts with the recording's state", body = ErrorBody),
+        (status = 416, description = "Range not satisfiable", body = ErrorBody),
+        (status = 500, description = "Server error", body = ErrorBody),
+        (status = 503, description = "Recording cannot run now", body = ErrorBody),
+    )
+)]
 pub async fn download(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -337,7 +492,23 @@ pub async fn download(
     }
 }
 
-/// `DELETE /api/webrtc/recordings/{id}`: deletes a finished recording.
+/// Deletes a finished recording (host of its room or admin).
+#[utoipa::path(
+    delete,
+    path = "/api/webrtc/recordings/{id}",
+    tag = "recordings",
+    params(("id" = String, Path, description = "Recording id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "Conflicts with the recording's state", body = ErrorBody),
+        (status = 500, description = "Server error", body = ErrorBody),
+        (status = 503, description = "Recording cannot run now", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -349,7 +520,23 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/webrtc/recordings/{id}/upload`: retries a failed upload.
+/// Retries a failed upload (host of its room or admin).
+#[utoipa::path(
+    post,
+    path = "/api/webrtc/recordings/{id}/upload",
+    tag = "recordings",
+    params(("id" = String, Path, description = "Recording id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The recording, processing again", body = RecordingState),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "Conflicts with the recording's state", body = ErrorBody),
+        (status = 500, description = "Server error", body = ErrorBody),
+        (status = 503, description = "Recording cannot run now", body = ErrorBody),
+    )
+)]
 pub async fn retry_upload(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -360,15 +547,28 @@ pub async fn retry_upload(
     Ok(Json(state.recordings.retry_upload(&id).await?))
 }
 
-/// `GET /api/webrtc/pipelines` (admin).
-pub async fn pipelines(
-    State(state): State<AppState>,
-    _: Admin,
-) -> Result<Json<serde_json::Value>, ApiError> {
+/// The running pipelines and the CPU budget.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Pipelines {
+    pipelines: Vec<PipelineView>,
+    budget: BudgetView,
+}
+
+/// The running pipelines and the CPU budget (admin).
+#[utoipa::path(
+    get,
+    path = "/api/webrtc/pipelines",
+    tag = "recordings",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Pipelines and budget", body = Pipelines),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = ErrorBody),
+    )
+)]
+pub async fn pipelines(State(state): State<AppState>, _: Admin) -> Json<Pipelines> {
     let (pipelines, budget) = state.recordings.pipelines().await;
-    Ok(Json(
-        serde_json::json!({ "pipelines": pipelines, "budget": budget }),
-    ))
+    Json(Pipelines { pipelines, budget })
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The call UI and development tokens.
 
+use super::error::ErrorBody;
 use super::extract::{Path, Query};
 use super::{ApiError, AppState};
 use crate::auth::Role;
@@ -11,6 +12,7 @@ use serde::Deserialize;
 use signaling::protocol::ErrorCode;
 use signaling::web::{self, Asset};
 use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
 
 /// Lifetime of `/api/dev/token` tokens.
 const DEV_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -44,7 +46,7 @@ fn serve(state: &AppState, asset: &Asset) -> Response {
 
 /// A page of the call UI; with `--ui-test-hooks` its `<html>` carries `data-test-hooks`,
 /// and only then does app.js expose `window.capstan`.
-fn page(state: &AppState, html: &'static str) -> Response {
+pub(super) fn page(state: &AppState, html: &'static str) -> Response {
     let body = if state.config.ui_test_hooks {
         html.replacen("<html", "<html data-test-hooks", 1)
     } else {
@@ -58,14 +60,42 @@ fn page(state: &AppState, html: &'static str) -> Response {
         .into_response()
 }
 
+/// The lobby page.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "web",
+    responses((status = 200, description = "The page", body = String, content_type = "text/html"))
+)]
 pub async fn index(State(state): State<AppState>) -> Response {
     page(&state, web::index())
 }
 
+/// The call page of a room.
+#[utoipa::path(
+    get,
+    path = "/room/{room}",
+    tag = "web",
+    params(("room" = String, Path, description = "Room name")),
+    responses((status = 200, description = "The page", body = String, content_type = "text/html"))
+)]
 pub async fn room(State(state): State<AppState>, Path(_room): Path<String>) -> Response {
     page(&state, web::room())
 }
 
+/// A script or style sheet of the pages.
+#[utoipa::path(
+    get,
+    path = "/static/{file}",
+    tag = "web",
+    params(("file" = String, Path, description = "File name")),
+    responses(
+        (status = 200, description = "The file", content(
+            (String = "text/javascript"), (String = "text/css"),
+        )),
+        (status = 404, description = "No such file", body = ErrorBody),
+    )
+)]
 pub async fn asset(
     State(state): State<AppState>,
     Path(file): Path<String>,
@@ -75,19 +105,45 @@ pub async fn asset(
         .ok_or_else(|| ApiError::not_found(format!("no such file: {file}")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DevTokenQuery {
     room: String,
     identity: String,
+    /// Display name; default the identity.
     name: Option<String>,
+    /// `1` or `true`: a host token.
     host: Option<String>,
 }
 
-/// `GET /api/dev/token?room=&identity=&name=&host=1`, only with `--dev`.
+/// A development token.
+#[derive(serde::Serialize, ToSchema)]
+pub struct DevToken {
+    /// The JWT, valid for a day.
+    token: String,
+    room: String,
+    identity: String,
+    name: String,
+    /// `host` or `participant`.
+    role: &'static str,
+}
+
+/// A token for anyone, only with `--dev`.
+#[utoipa::path(
+    get,
+    path = "/api/dev/token",
+    tag = "dev",
+    params(DevTokenQuery),
+    responses(
+        (status = 200, description = "The token", body = DevToken),
+        (status = 400, description = "Missing or empty room or identity", body = ErrorBody),
+        (status = 404, description = "Not in `--dev` mode", body = ErrorBody),
+    )
+)]
 pub async fn dev_token(
     State(state): State<AppState>,
     Query(q): Query<DevTokenQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<DevToken>, ApiError> {
     if !state.config.dev {
         return Err(ApiError::not_found("dev tokens exist only in --dev mode"));
     }
@@ -104,7 +160,11 @@ pub async fn dev_token(
     let token = state
         .keys
         .mint(&q.room, &q.identity, &name, role, DEV_TOKEN_TTL);
-    Ok(Json(serde_json::json!({
-        "token": token, "room": q.room, "identity": q.identity, "name": name, "role": role.as_str(),
-    })))
+    Ok(Json(DevToken {
+        token,
+        room: q.room,
+        identity: q.identity,
+        name,
+        role: role.as_str(),
+    }))
 }

@@ -1,6 +1,7 @@
 //! WHIP publish (RFC 9725) and WHEP subscribe over HTTP.
 
 use super::access::RoomMember;
+use super::error::ErrorBody;
 use super::extract::{Body, Path};
 use super::guard::ClientIp;
 use super::{ApiError, AppState};
@@ -90,7 +91,28 @@ fn created(location: String, answer: String) -> Response {
         .into_response()
 }
 
-/// `POST /whip/{room}`: publish; the token's identity becomes a participant.
+/// WHIP publish: the token's identity becomes a participant of the room.
+#[utoipa::path(
+    post,
+    path = "/whip/{room}",
+    tag = "whip",
+    params(("room" = String, Path, description = "Room name")),
+    security(("bearer" = [])),
+    request_body(content = String, content_type = "application/sdp", description = "The SDP offer"),
+    responses(
+        (status = 201, description = "The SDP answer", body = String, content_type = "application/sdp",
+            headers(("Location" = String, description = "The session resource, for `DELETE`"))),
+        (status = 400, description = "Invalid or unsupported SDP", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = ErrorBody),
+        (status = 404, description = "No such room, publisher or session", body = ErrorBody),
+        (status = 413, description = "SDP too large", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/sdp", body = ErrorBody),
+        (status = 422, description = "Negotiation failed", body = ErrorBody),
+        (status = 429, description = "Too many sessions waiting for ICE", body = ErrorBody),
+        (status = 503, description = "Room full or no media port", body = ErrorBody),
+    )
+)]
 pub async fn publish(
     State(state): State<AppState>,
     RoomMember { claims, room }: RoomMember,
@@ -110,7 +132,20 @@ pub async fn publish(
     Ok(created(resource(&["whip", &room, &claims.sub]), answer))
 }
 
-/// `DELETE /whip/{room}/{identity}`: stop publishing (the publisher itself or an admin).
+/// Ends a WHIP session (the publisher itself or an admin).
+#[utoipa::path(
+    delete,
+    path = "/whip/{room}/{identity}",
+    tag = "whip",
+    params(("room" = String, Path, description = "Room name"), ("identity" = String, Path, description = "The publisher's identity")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Ended"),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = ErrorBody),
+        (status = 404, description = "No such room, publisher or session", body = ErrorBody),
+    )
+)]
 pub async fn unpublish(
     State(state): State<AppState>,
     RoomMember { claims, room }: RoomMember,
@@ -126,7 +161,28 @@ pub async fn unpublish(
     stop(&state, &room, &identity).await
 }
 
-/// `POST /whep/{room}/{identity}`: watch `identity`'s tracks.
+/// WHEP: watch `identity`'s tracks.
+#[utoipa::path(
+    post,
+    path = "/whep/{room}/{identity}",
+    tag = "whip",
+    params(("room" = String, Path, description = "Room name"), ("identity" = String, Path, description = "The publisher's identity")),
+    security(("bearer" = [])),
+    request_body(content = String, content_type = "application/sdp", description = "The SDP offer"),
+    responses(
+        (status = 201, description = "The SDP answer", body = String, content_type = "application/sdp",
+            headers(("Location" = String, description = "The session resource, for `DELETE`"))),
+        (status = 400, description = "Invalid or unsupported SDP", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = ErrorBody),
+        (status = 404, description = "No such room, publisher or session", body = ErrorBody),
+        (status = 413, description = "SDP too large", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/sdp", body = ErrorBody),
+        (status = 422, description = "Negotiation failed", body = ErrorBody),
+        (status = 429, description = "Too many sessions waiting for ICE", body = ErrorBody),
+        (status = 503, description = "Room full or no media port", body = ErrorBody),
+    )
+)]
 pub async fn view(
     State(state): State<AppState>,
     RoomMember { claims, room }: RoomMember,
@@ -145,7 +201,20 @@ pub async fn view(
     ))
 }
 
-/// `DELETE /whep/{room}/{identity}/{viewer}`.
+/// Ends a WHEP session.
+#[utoipa::path(
+    delete,
+    path = "/whep/{room}/{identity}/{viewer}",
+    tag = "whip",
+    params(("room" = String, Path, description = "Room name"), ("identity" = String, Path, description = "The publisher's identity"), ("viewer" = String, Path, description = "The viewer id from the `Location` of the WHEP answer")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Ended"),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = ErrorBody),
+        (status = 404, description = "No such room, publisher or session", body = ErrorBody),
+    )
+)]
 pub async fn unview(
     State(state): State<AppState>,
     RoomMember { room, .. }: RoomMember,

@@ -1,5 +1,6 @@
 //! `GET /ws?token=JWT`: the signaling WebSocket, bridged to a participant session.
 
+use super::error::ErrorBody;
 use super::extract::Query;
 use super::guard::{ClientIp, Limited};
 use super::{ApiError, AppState};
@@ -22,11 +23,26 @@ use tokio::time::Instant;
 /// stays up.
 const HARD_FRAME_LIMIT: usize = 1024 * 1024;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WsQuery {
+    /// The access token (browsers cannot set headers on a WebSocket).
     token: Option<String>,
 }
 
+/// The signaling WebSocket (JSON messages of the `signaling` protocol).
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "signaling",
+    params(WsQuery),
+    responses(
+        (status = 101, description = "Upgraded to a WebSocket"),
+        (status = 400, description = "Not a WebSocket upgrade", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 426, description = "Upgrade required", body = ErrorBody),
+    )
+)]
 pub async fn upgrade(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
