@@ -439,10 +439,10 @@ pub async fn download_url(
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The file", content(
-            (Vec<u8> = "video/webm"), (Vec<u8> = "video/x-matroska"), (Vec<u8> = "video/mp4"),
+            (String = "video/webm"), (String = "video/x-matroska"), (String = "video/mp4"),
         )),
         (status = 206, description = "Part of the file (a `Range` request)", content(
-            (Vec<u8> = "video/webm"), (Vec<u8> = "video/x-matroska"), (Vec<u8> = "video/mp4"),
+            (String = "video/webm"), (String = "video/x-matroska"), (String = "video/mp4"),
         )),
         (status = 307, description = "Redirect to a presigned object store URL"),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
