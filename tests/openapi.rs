@@ -139,17 +139,30 @@ impl Checker {
         self.send(method, path, request).await
     }
 
-    /// POSTs an SDP-ish body (not a valid offer) with `content_type`; the status.
-    async fn offer(&self, path: &str, content_type: &str, token: Option<&str>) -> StatusCode {
+    /// POSTs `body` with `content_type` (WHIP/WHEP).
+    async fn post_sdp(
+        &self,
+        path: &str,
+        content_type: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> Checked {
         let mut request = self
             .client
             .post(format!("{}{path}", self.base))
             .header("Content-Type", content_type)
-            .body("v=0\r\n");
+            .body(body.to_string());
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        self.send(Method::POST, path, request).await.status
+        self.send(Method::POST, path, request).await
+    }
+
+    /// POSTs an SDP-ish body (not a valid offer) with `content_type`; the status.
+    async fn offer(&self, path: &str, content_type: &str, token: Option<&str>) -> StatusCode {
+        self.post_sdp(path, content_type, token, "v=0\r\n")
+            .await
+            .status
     }
 
     /// `call`, asserting the status; the body.
@@ -196,7 +209,17 @@ async fn real_answers_match_the_document() {
         .await;
     api.expect(get.clone(), "/ws", None, S::UNAUTHORIZED).await;
 
-    // WHIP/WHEP refusals (successes are SDP, checked by the whip_whep tests).
+    // WHIP: a publish of Chromium's offer and its end; refusals.
+    let cam = server.token("w", "cam", Role::Participant);
+    let offer = include_str!("../fixtures/offer-browser.sdp");
+    let published = api
+        .post_sdp("/whip/w", "application/sdp", Some(&cam), offer)
+        .await;
+    assert_eq!(published.status, S::CREATED, "{}", published.body);
+    let location = published.headers["location"].to_str().expect("Location");
+    assert_eq!(location, "/whip/w/cam");
+    api.expect(delete.clone(), location, Some(&cam), S::OK)
+        .await;
     assert_eq!(
         api.offer("/whip/r", "application/sdp", None).await,
         S::UNAUTHORIZED
