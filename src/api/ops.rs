@@ -3,8 +3,7 @@
 use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::metrics::METRICS;
-use crate::storage::s3::S3Error;
-use crate::storage::Backend;
+use crate::storage::{Backend, StoreError};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -36,7 +35,7 @@ enum NotReady {
     #[error("GStreamer not ready: {0}")]
     GStreamer(#[source] pipelines::BuildError),
     #[error("object store unreachable: {0}")]
-    Store(#[source] S3Error),
+    Store(#[source] StoreError),
 }
 
 impl From<NotReady> for ApiError {

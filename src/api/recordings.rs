@@ -13,7 +13,6 @@ use crate::recording::{
     BudgetView, PipelineView, RecError, RecordingParams, RecordingState, Status,
 };
 use crate::signed_url::{Signature, UrlError};
-use crate::storage::Storage;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -428,7 +427,7 @@ pub async fn download_url(
     }))
 }
 
-/// Serves the file with Range support, or redirects to a presigned URL for S3. Authorized by
+/// Serves the file with Range support, or redirects to a presigned URL of the object store. Authorized by
 /// the `Authorization` header or by a signed URL (`expires` and `sig`) for exactly this
 /// recording and file.
 #[utoipa::path(
@@ -480,8 +479,8 @@ pub async fn download(
         let keys = state.config.recording.encryption.as_ref();
         return serve_file(std::path::Path::new(path), &file.file_name, &headers, keys).await;
     }
-    match (&file.s3_key, state.recordings.storage()) {
-        (Some(key), Storage::S3(store)) => {
+    match (&file.s3_key, state.recordings.storage().object_store()) {
+        (Some(key), Some(store)) => {
             let url = store
                 .presigned_get(key, PRESIGN_TTL)
                 .await

@@ -3,14 +3,20 @@
 //! in the `[recording]` table of `capstan.toml`; the environment and flags win.
 
 use crate::setting::{self, at_least_one, ConfigError};
+use crate::storage::azure::AzureConfig;
+use crate::storage::gcs::GcsConfig;
 use crate::storage::s3::S3Config;
-use crate::storage::StorageConfig;
+use crate::storage::{Retry, StorageConfig};
 use crate::webhooks::WebhookConfig;
 use clap::Args;
 use pipelines::crypt::Keyring;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+const WHEN_S3: &str = "when RECORDING_STORAGE_PROVIDER=s3";
+const WHEN_GCS: &str = "when RECORDING_STORAGE_PROVIDER=gcs";
+const WHEN_AZURE: &str = "when RECORDING_STORAGE_PROVIDER=azure";
 
 /// Recording flags; each also reads its environment variable.
 #[derive(Debug, Clone, Default, Args, Deserialize)]
@@ -19,7 +25,7 @@ pub struct RecordingArgs {
     /// Allow recordings at all (default true).
     #[arg(long = "recording-enabled", env = "CAPSTAN_RECORDING_ENABLED")]
     pub enabled: Option<bool>,
-    /// `local` (default) or `s3`.
+    /// `local` (default), `s3`, `gcs` or `azure`.
     #[arg(long = "recording-storage", env = "RECORDING_STORAGE_PROVIDER")]
     pub storage_provider: Option<String>,
     /// Spool and local storage directory (default: <data dir>/recordings).
@@ -84,6 +90,41 @@ pub struct RecordingArgs {
     /// Server-side encryption: `AES256` or `aws:kms`.
     #[arg(long = "s3-sse", env = "CAPSTAN_S3_SSE")]
     pub s3_sse: Option<String>,
+    /// GCS bucket.
+    #[arg(long = "gcs-bucket", env = "RECORDING_GCS_BUCKET")]
+    pub gcs_bucket: Option<String>,
+    /// GCS project id (logged; bucket names are global).
+    #[arg(long = "gcs-project-id", env = "RECORDING_GCS_PROJECT_ID")]
+    pub gcs_project_id: Option<String>,
+    /// File with the GCS service-account key (JSON).
+    #[arg(long = "gcs-key-filename", env = "RECORDING_GCS_KEY_FILENAME")]
+    pub gcs_key_filename: Option<PathBuf>,
+    /// The GCS service-account key itself (JSON).
+    #[arg(
+        long = "gcs-credentials",
+        env = "RECORDING_GCS_CREDENTIALS",
+        hide_env_values = true
+    )]
+    pub gcs_credentials: Option<String>,
+    /// Another server speaking the GCS API (an emulator); needs a service-account key.
+    #[arg(long = "gcs-endpoint", env = "RECORDING_GCS_ENDPOINT")]
+    pub gcs_endpoint: Option<String>,
+    /// Azure storage account.
+    #[arg(long = "azure-account", env = "RECORDING_AZURE_ACCOUNT")]
+    pub azure_account: Option<String>,
+    /// Azure storage account access key.
+    #[arg(
+        long = "azure-access-key",
+        env = "RECORDING_AZURE_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub azure_access_key: Option<String>,
+    /// Azure blob container.
+    #[arg(long = "azure-container", env = "RECORDING_AZURE_CONTAINER")]
+    pub azure_container: Option<String>,
+    /// The account's blob URL when not https://<account>.blob.core.windows.net (an emulator).
+    #[arg(long = "azure-endpoint", env = "RECORDING_AZURE_ENDPOINT")]
+    pub azure_endpoint: Option<String>,
     /// Upload attempts before a recording's upload is marked failed (default 5).
     #[arg(long = "upload-attempts", env = "CAPSTAN_UPLOAD_ATTEMPTS")]
     pub upload_attempts: Option<u32>,
@@ -158,6 +199,15 @@ impl RecordingArgs {
             s3_endpoint,
             s3_prefix,
             s3_sse,
+            gcs_bucket,
+            gcs_project_id,
+            gcs_key_filename,
+            gcs_credentials,
+            gcs_endpoint,
+            azure_account,
+            azure_access_key,
+            azure_container,
+            azure_endpoint,
             upload_attempts,
             upload_backoff,
             webhook_urls,
@@ -223,31 +273,89 @@ impl RecordingArgs {
         match self.storage_provider.as_deref().unwrap_or("local") {
             "local" => Ok(StorageConfig::Local),
             "s3" => self.s3().map(|c| StorageConfig::S3(Box::new(c))),
+            "gcs" => self.gcs().map(|c| StorageConfig::Gcs(Box::new(c))),
+            "azure" => self.azure().map(|c| StorageConfig::Azure(Box::new(c))),
+            "vercel-blob" => Err(ConfigError::invalid(
+                "RECORDING_STORAGE_PROVIDER",
+                "vercel-blob",
+                "local, s3, gcs or azure: Vercel Blob is not supported, as it has no local \
+                 server or emulator that uploads could be tested against",
+            )),
             other => Err(ConfigError::invalid(
                 "RECORDING_STORAGE_PROVIDER",
                 other,
-                "local or s3",
+                "local, s3, gcs or azure",
             )),
         }
     }
 
-    fn s3(&self) -> Result<S3Config, ConfigError> {
-        let bucket =
-            self.s3_bucket
-                .clone()
-                .filter(|b| !b.is_empty())
-                .ok_or(ConfigError::Required {
-                    name: "RECORDING_S3_BUCKET",
-                    when: "when RECORDING_STORAGE_PROVIDER=s3",
-                })?;
-        let defaults = S3Config::new(bucket);
+    /// `CAPSTAN_UPLOAD_ATTEMPTS` and `CAPSTAN_UPLOAD_BACKOFF`, shared by every object store.
+    fn retry(&self) -> Result<Retry, ConfigError> {
         let backoff = setting::duration(
             self.upload_backoff.as_deref(),
             "CAPSTAN_UPLOAD_BACKOFF",
-            defaults.backoff,
+            Duration::from_secs(1),
             (Duration::ZERO, "0s"),
         )?;
         let attempts = self.upload_attempts.map(|a| a as usize);
+        Ok(Retry {
+            max_attempts: at_least_one(attempts, 5, "CAPSTAN_UPLOAD_ATTEMPTS")? as u32,
+            backoff,
+        })
+    }
+
+    fn gcs(&self) -> Result<GcsConfig, ConfigError> {
+        let bucket = required(&self.gcs_bucket, "RECORDING_GCS_BUCKET", WHEN_GCS)?;
+        let credentials = match (&self.gcs_key_filename, &self.gcs_credentials) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "RECORDING_GCS_CREDENTIALS",
+                    "<hidden>",
+                    "unset when RECORDING_GCS_KEY_FILENAME is set (one key, not two)",
+                ))
+            }
+            (Some(path), None) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
+            (None, json) => json.clone().filter(|j| !j.is_empty()),
+        };
+        Ok(GcsConfig {
+            project_id: self.gcs_project_id.clone().filter(|p| !p.is_empty()),
+            credentials,
+            endpoint: self.gcs_endpoint.clone().filter(|e| !e.is_empty()),
+            retry: self.retry()?,
+            ..GcsConfig::new(bucket)
+        })
+    }
+
+    fn azure(&self) -> Result<AzureConfig, ConfigError> {
+        let account = required(&self.azure_account, "RECORDING_AZURE_ACCOUNT", WHEN_AZURE)?;
+        let key = required(
+            &self.azure_access_key,
+            "RECORDING_AZURE_ACCESS_KEY",
+            WHEN_AZURE,
+        )?;
+        let container = required(
+            &self.azure_container,
+            "RECORDING_AZURE_CONTAINER",
+            WHEN_AZURE,
+        )?;
+        Ok(AzureConfig {
+            endpoint: self.azure_endpoint.clone().filter(|e| !e.is_empty()),
+            retry: self.retry()?,
+            ..AzureConfig::new(account, key, container)
+        })
+    }
+
+    fn s3(&self) -> Result<S3Config, ConfigError> {
+        let bucket = required(&self.s3_bucket, "RECORDING_S3_BUCKET", WHEN_S3)?;
+        let defaults = S3Config::new(bucket);
+        let retry = self.retry()?;
         Ok(S3Config {
             region: self.s3_region.clone().unwrap_or(defaults.region.clone()),
             access_key_id: self.s3_access_key_id.clone(),
@@ -255,11 +363,21 @@ impl RecordingArgs {
             endpoint: self.s3_endpoint.clone().filter(|e| !e.is_empty()),
             prefix: self.s3_prefix.clone().unwrap_or("recordings/".into()),
             sse: self.s3_sse.clone().filter(|s| !s.is_empty()),
-            max_attempts: at_least_one(attempts, 5, "CAPSTAN_UPLOAD_ATTEMPTS")? as u32,
-            backoff,
+            max_attempts: retry.max_attempts,
+            backoff: retry.backoff,
             ..defaults
         })
     }
+}
+
+/// The non-empty value of `name`, required `when` (e.g. `when RECORDING_STORAGE_PROVIDER=gcs`).
+fn required(
+    value: &Option<String>,
+    name: &'static str,
+    when: &'static str,
+) -> Result<String, ConfigError> {
+    let value = value.clone().filter(|v| !v.is_empty());
+    value.ok_or(ConfigError::Required { name, when })
 }
 
 /// 0.8 x the cores this process may use.
@@ -307,6 +425,65 @@ mod tests {
         assert_eq!(s3.bucket, "b");
         assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert_eq!(s3.prefix, "recordings/");
+    }
+
+    #[test]
+    fn gcs_and_azure_name_what_they_miss() {
+        let error = |a: RecordingArgs| a.resolve(Path::new("/d")).unwrap_err().to_string();
+        let gcs = RecordingArgs {
+            storage_provider: Some("gcs".into()),
+            ..Default::default()
+        };
+        let missing = error(gcs.clone());
+        assert!(missing.contains("RECORDING_GCS_BUCKET"), "{missing}");
+        assert!(
+            missing.contains("RECORDING_STORAGE_PROVIDER=gcs"),
+            "{missing}"
+        );
+        let c = RecordingArgs {
+            gcs_bucket: Some("b".into()),
+            gcs_credentials: Some("{}".into()),
+            gcs_endpoint: Some("http://127.0.0.1:4443".into()),
+            upload_attempts: Some(2),
+            ..gcs
+        }
+        .resolve(Path::new("/d"))
+        .unwrap();
+        let StorageConfig::Gcs(g) = c.storage else {
+            panic!("not gcs")
+        };
+        assert_eq!(
+            (g.bucket.as_str(), g.credentials.as_deref()),
+            ("b", Some("{}"))
+        );
+        assert_eq!(g.retry.max_attempts, 2);
+
+        let azure = RecordingArgs {
+            storage_provider: Some("azure".into()),
+            azure_account: Some("acct".into()),
+            azure_container: Some("c".into()),
+            ..Default::default()
+        };
+        let missing = error(azure.clone());
+        assert!(missing.contains("RECORDING_AZURE_ACCESS_KEY"), "{missing}");
+        assert!(
+            missing.contains("RECORDING_STORAGE_PROVIDER=azure"),
+            "{missing}"
+        );
+        let c = RecordingArgs {
+            azure_access_key: Some("a2V5".into()),
+            ..azure
+        };
+        assert!(matches!(
+            c.resolve(Path::new("/d")).unwrap().storage,
+            StorageConfig::Azure(_)
+        ));
+
+        let vercel = error(RecordingArgs {
+            storage_provider: Some("vercel-blob".into()),
+            ..Default::default()
+        });
+        assert!(vercel.contains("Vercel Blob is not supported"), "{vercel}");
     }
 
     #[test]

@@ -1,13 +1,12 @@
-//! Delivery of a stopped recording: with local storage it is complete at once; with S3 each
-//! file is uploaded (progress in `metadata.upload`), and its spool copy is deleted only after
+//! Delivery of a stopped recording: with local storage it is complete at once; with an object
+//! store (S3, GCS or Azure) each file is uploaded (progress in `metadata.upload`), and its spool copy is deleted only after
 //! the store confirmed it with the right size. A permanent failure marks the recording
 //! `failed` with the reason and keeps every local file for `POST .../upload`.
 
 use super::state::{RecordingState, Status, Upload, UploadPhase};
 use super::{Ctx, RecordingEvent};
 use crate::metrics::METRICS;
-use crate::storage::s3::{S3Error, S3Store, UploadProgress};
-use crate::storage::{remove_local, Storage};
+use crate::storage::{remove_local, ObjectStore, Storage, StoreError, UploadProgress};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -22,7 +21,7 @@ pub(super) async fn deliver(ctx: &Ctx, mut state: RecordingState) -> RecordingSt
             ctx.commit(&mut state, Status::Completed, RecordingEvent::Completed)
                 .await
         }
-        Storage::S3(store) => match upload_all(ctx, store, &mut state).await {
+        Storage::Object(store) => match upload_all(ctx, store, &mut state).await {
             Ok(()) => {
                 state.error = None;
                 ctx.commit(&mut state, Status::Completed, RecordingEvent::Completed)
@@ -44,7 +43,11 @@ pub(super) async fn deliver(ctx: &Ctx, mut state: RecordingState) -> RecordingSt
     state
 }
 
-async fn upload_all(ctx: &Ctx, store: &S3Store, state: &mut RecordingState) -> Result<(), S3Error> {
+async fn upload_all(
+    ctx: &Ctx,
+    store: &ObjectStore,
+    state: &mut RecordingState,
+) -> Result<(), StoreError> {
     let total: u64 = state.files.iter().map(|f| f.size_bytes).sum();
     let mut done: u64 = 0;
     for i in 0..state.files.len() {
@@ -73,13 +76,13 @@ async fn upload_all(ctx: &Ctx, store: &S3Store, state: &mut RecordingState) -> R
 /// Uploads one file while writing its progress to the catalog; returns the bytes uploaded.
 async fn upload_one(
     ctx: &Ctx,
-    store: &S3Store,
+    store: &ObjectStore,
     state: &mut RecordingState,
     path: &Path,
     key: &str,
     done: u64,
     total: u64,
-) -> Result<u64, S3Error> {
+) -> Result<u64, StoreError> {
     let (tx, mut rx) = watch::channel(None::<UploadProgress>);
     let upload = store.upload(path, key, move |p| {
         let _ = tx.send(Some(p));

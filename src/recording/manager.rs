@@ -509,7 +509,7 @@ impl Recordings {
                 })?;
         }
         for file in &state.files {
-            if let (Some(key), Storage::S3(store)) = (&file.s3_key, &self.ctx.storage) {
+            if let (Some(key), Some(store)) = (&file.s3_key, self.ctx.storage.object_store()) {
                 store.delete(key).await?;
             }
         }
@@ -531,7 +531,7 @@ impl Recordings {
                 state.status.as_str()
             )));
         }
-        if !matches!(self.ctx.storage, Storage::S3(_)) {
+        if self.ctx.storage.object_store().is_none() {
             return Err(RecError::Conflict(
                 "Object storage is not configured".into(),
             ));

@@ -23,8 +23,7 @@ pub use notify::{Notifier, RecordingEvent};
 pub use running::Action;
 pub use state::{RecordingParams, RecordingState, Status};
 
-use crate::storage::s3::S3Error;
-use crate::storage::Storage;
+use crate::storage::{Storage, StoreError};
 use catalog::{Catalog, CatalogError};
 use config::RecordingConfig;
 use std::sync::Arc;
@@ -58,7 +57,7 @@ pub enum RecError {
     #[error("the recording service has stopped")]
     Stopped,
     #[error("object store: {0}")]
-    Store(#[source] Box<S3Error>),
+    Store(#[source] Box<StoreError>),
     #[error("cannot {action} {}: {source}", path.display())]
     LocalFile {
         action: &'static str,
@@ -73,8 +72,8 @@ pub enum RecError {
     Crypt(#[from] pipelines::crypt::CryptError),
 }
 
-impl From<S3Error> for RecError {
-    fn from(e: S3Error) -> Self {
+impl From<StoreError> for RecError {
+    fn from(e: StoreError) -> Self {
         RecError::Store(Box::new(e))
     }
 }

@@ -527,7 +527,7 @@ impl Session {
                 self.state = deliver(&self.ctx, state).await;
                 self.state.clone()
             }
-            Storage::S3(_) => {
+            Storage::Object(_) => {
                 self.manager.deliver(state.clone());
                 state
             }
