@@ -5,7 +5,8 @@
 
 mod common;
 
-use capstan::storage::s3::{S3Config, S3Error, S3Store, UploadProgress, UploadReport};
+use capstan::storage::s3::{S3Config, S3Store};
+use capstan::storage::{StoreError, UploadProgress, UploadReport};
 use common::cutting_proxy::CuttingProxy;
 use common::moto::Moto;
 use rand::{RngCore, SeedableRng};
@@ -55,7 +56,7 @@ async fn upload(
     store: &S3Store,
     path: &Path,
     key: &str,
-) -> (Result<UploadReport, S3Error>, Vec<UploadProgress>) {
+) -> (Result<UploadReport, StoreError>, Vec<UploadProgress>) {
     let events = Mutex::new(Vec::new());
     let result = store
         .upload(path, key, |p| events.lock().unwrap().push(p))
@@ -195,7 +196,7 @@ async fn store_down_fails_after_the_attempts_then_recovers() {
     let (result, events) = upload(&store, &path, &key).await;
     let error = result.expect_err("upload to a stopped store");
     assert!(
-        matches!(error, S3Error::Upload { attempts: 3, .. }),
+        matches!(error, StoreError::Upload { attempts: 3, .. }),
         "{error:?}"
     );
     let message = error.to_string();

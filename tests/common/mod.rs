@@ -2,9 +2,12 @@
 //! that publish GStreamer-generated VP8/Opus and decode what they receive with GStreamer.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod azurite;
 #[path = "../../pipelines/tests/common/check.rs"]
 pub mod check;
 pub mod cutting_proxy;
+pub mod emulator;
+pub mod fake_gcs;
 pub mod impair;
 pub mod lossy;
 pub mod media;

@@ -1,33 +1,31 @@
 //! A real S3-compatible server for tests: moto (`moto[server]`, in memory) on 127.0.0.1, run from
-//! the venv that `scripts/install-deps.sh` creates at
-//! `${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan}/moto-venv`.
+//! the venv that `scripts/install-deps.sh` creates.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-/// How long moto may take to answer after it is spawned (about 1 s on a quiet machine).
-const START_TIMEOUT: Duration = Duration::from_secs(20);
+use super::emulator::Emulator;
 
 /// A `moto_server` child process on a free loopback port, killed on drop.
 pub struct Moto {
     /// `http://127.0.0.1:PORT`, for `RECORDING_S3_ENDPOINT`.
     pub endpoint: String,
-    port: u16,
-    child: Option<Child>,
+    server: Emulator,
 }
 
 impl Moto {
     /// Starts moto on a free port and waits until it answers HTTP.
     pub async fn start() -> Self {
-        let port = super::free_port();
-        let mut moto = Self {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            port,
-            child: None,
+        let args = |port: u16| {
+            vec![
+                "-H".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+            ]
         };
-        moto.spawn().await;
-        moto
+        let server = Emulator::start("moto-venv/bin/moto_server", args, "/").await;
+        Self {
+            endpoint: server.url.clone(),
+            server,
+        }
     }
 
     /// Creates `bucket` (moto accepts an unsigned path-style PUT).
@@ -46,58 +44,12 @@ impl Moto {
 
     /// Kills moto and waits for it to exit: the store is down until [`Moto::restart`].
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.server.stop();
     }
 
-    /// Stops moto if it runs and starts it again on the same port, empty (moto keeps everything
-    /// in memory, so buckets and objects are gone).
+    /// Stops moto if it runs and starts it again on the same port, empty (buckets and objects
+    /// are gone).
     pub async fn restart(&mut self) {
-        self.stop();
-        self.spawn().await;
+        self.server.restart().await;
     }
-
-    async fn spawn(&mut self) {
-        let binary = moto_server();
-        assert!(
-            binary.exists(),
-            "{} is missing: run scripts/install-deps.sh, which installs moto[server] into a venv \
-             under ${{CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan}}",
-            binary.display()
-        );
-        let mut child = Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
-        let url = self.endpoint.clone();
-        super::wait_for("moto_server to answer", START_TIMEOUT, || {
-            let exited = child.try_wait().expect("try_wait on moto_server");
-            assert!(exited.is_none(), "moto_server exited at start: {exited:?}");
-            let url = url.clone();
-            async move { reqwest::get(url).await.is_ok() }
-        })
-        .await;
-        self.child = Some(child);
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// `moto_server` in the venv that `scripts/install-deps.sh` creates.
-fn moto_server() -> PathBuf {
-    let tools = std::env::var_os("CAPSTAN_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").expect("HOME is set");
-            PathBuf::from(home).join(".cache/capstan")
-        });
-    tools.join("moto-venv/bin/moto_server")
 }
