@@ -5,119 +5,12 @@
 
 mod common;
 
-use capstan::storage::azure::{AzureConfig, AzureStore};
-use capstan::storage::gcs::{GcsConfig, GcsStore};
 use capstan::storage::{ObjectStore, Retry, StoreError, UploadProgress, UploadReport};
-use common::azurite::{self, Azurite};
-use common::fake_gcs::{self, FakeGcs};
+use common::stores::{Emulator, Provider, Tune, MIB};
 use rand::{RngCore, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
-
-const BUCKET: &str = "recordings";
-const MIB: u64 = 1024 * 1024;
-
-#[derive(Clone, Copy, Debug)]
-enum Provider {
-    Gcs,
-    Azure,
-}
-
-/// A running emulator of either provider.
-enum Emulator {
-    Gcs(FakeGcs),
-    Azure(Azurite),
-}
-
-/// How a store is tuned for a test.
-struct Tune {
-    part_size: u64,
-    retry: Retry,
-    bucket: &'static str,
-}
-
-impl Default for Tune {
-    fn default() -> Self {
-        Tune {
-            part_size: 8 * MIB,
-            retry: Retry {
-                max_attempts: 5,
-                backoff: Duration::from_secs(1),
-            },
-            bucket: BUCKET,
-        }
-    }
-}
-
-impl Emulator {
-    /// The emulator with `BUCKET` (a container for Azure) created.
-    async fn start(provider: Provider) -> Self {
-        let emulator = match provider {
-            Provider::Gcs => Emulator::Gcs(FakeGcs::start().await),
-            Provider::Azure => Emulator::Azure(Azurite::start().await),
-        };
-        emulator.create_bucket().await;
-        emulator
-    }
-
-    async fn create_bucket(&self) {
-        match self {
-            Emulator::Gcs(gcs) => gcs.create_bucket(BUCKET).await,
-            Emulator::Azure(azurite) => azurite.create_container(BUCKET).await,
-        }
-    }
-
-    fn stop(&mut self) {
-        match self {
-            Emulator::Gcs(gcs) => gcs.stop(),
-            Emulator::Azure(azurite) => azurite.stop(),
-        }
-    }
-
-    /// Restarts the (empty) emulator and creates `BUCKET` again.
-    async fn restart(&mut self) {
-        match self {
-            Emulator::Gcs(gcs) => gcs.restart().await,
-            Emulator::Azure(azurite) => azurite.restart().await,
-        }
-        self.create_bucket().await;
-    }
-
-    /// A store on this emulator, tuned by `tune`.
-    fn store(&self, tune: Tune) -> ObjectStore {
-        match self {
-            Emulator::Gcs(gcs) => ObjectStore::Gcs(
-                GcsStore::new(GcsConfig {
-                    credentials: Some(fake_gcs::service_account_key().into()),
-                    endpoint: Some(gcs.endpoint.clone()),
-                    chunk_size: tune.part_size,
-                    retry: tune.retry,
-                    ..GcsConfig::new(tune.bucket)
-                })
-                .expect("valid GCS config"),
-            ),
-            Emulator::Azure(azurite) => ObjectStore::Azure(
-                AzureStore::new(AzureConfig {
-                    endpoint: Some(azurite.endpoint.clone()),
-                    block_size: tune.part_size,
-                    parallel_blocks: 2,
-                    retry: tune.retry,
-                    ..AzureConfig::new(azurite::ACCOUNT, azurite::KEY, tune.bucket)
-                })
-                .expect("valid Azure config"),
-            ),
-        }
-    }
-
-    /// The store's URL of `key` in `BUCKET`, as its errors name it.
-    fn location(&self, key: &str) -> String {
-        match self {
-            Emulator::Gcs(_) => format!("gs://{BUCKET}/{key}"),
-            Emulator::Azure(_) => format!("azure://{}/{BUCKET}/{key}", azurite::ACCOUNT),
-        }
-    }
-}
 
 /// Writes `len` seeded random bytes (so misplaced parts would show) and returns them.
 fn write_file(dir: &Path, name: &str, len: u64) -> (PathBuf, Vec<u8>) {
@@ -318,10 +211,7 @@ async fn check_reports_whether_the_bucket_is_reachable(provider: Provider) {
 
     emulator.stop();
     let error = up.check().await.expect_err("store down");
-    let store_name = match provider {
-        Provider::Gcs => "GCS",
-        Provider::Azure => "Azure",
-    };
+    let store_name = provider.store_name();
     assert!(error.to_string().starts_with(store_name), "{error}");
 
     emulator.restart().await;

@@ -9,8 +9,8 @@ use capstan::storage::s3::{S3Config, S3Store};
 use common::check::{assert_decodes_cleanly, probe};
 use common::moto::Moto;
 use common::peer::Participant;
-use common::recording::{call, Host};
-use common::{wait_for, TestServer};
+use common::recording::{call, id_of, Host};
+use common::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::path::Path;
@@ -45,22 +45,6 @@ async fn object_size(moto: &Moto, key: &str) -> Option<u64> {
     store.object_size(key).await.expect("HeadObject")
 }
 
-/// Records `room` for `secs` seconds (tracks mode) and asks to stop; returns the stop answer.
-async fn record(host: &Host, secs: u64) -> Value {
-    let started = host
-        .start("recording_format=webm&mode=tracks")
-        .await
-        .expect(StatusCode::CREATED);
-    assert_eq!(started["storage_backend"], "s3");
-    tokio::time::sleep(Duration::from_secs(secs)).await;
-    let id = started["recording_id"].as_str().unwrap();
-    host.act(id, "stop").await.expect(StatusCode::OK)
-}
-
-fn id_of(v: &Value) -> String {
-    v["recording_id"].as_str().unwrap().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_download_delete_and_readyz() {
     let moto = Moto::start().await;
@@ -72,7 +56,7 @@ async fn upload_download_delete_and_readyz() {
     assert_eq!(ready.status(), StatusCode::OK);
     let _a = Participant::join(&server, "r", "a").await;
     let host = Host::new(&server, "r");
-    let id = id_of(&record(&host, 4).await);
+    let id = id_of(&host.record_tracks("s3", 4).await);
     let done = host.wait_status(&id, "completed", WAIT).await;
     let key = done["s3_key"].as_str().expect("s3_key").to_string();
     assert!(done["local_path"].is_null(), "spool copy removed: {done}");
@@ -120,15 +104,6 @@ async fn upload_download_delete_and_readyz() {
     server.assert_clean_log();
 }
 
-async fn wait_upload_retrying(host: &Host, id: &str) -> Value {
-    wait_for("upload retries reported", WAIT, || async {
-        let s = host.status(id).await;
-        s["status"] == "processing" && s["metadata"]["upload"]["attempt"].as_u64() >= Some(2)
-    })
-    .await;
-    host.status(id).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_down_is_retried_and_nothing_is_lost() {
     let mut moto = Moto::start().await;
@@ -141,8 +116,8 @@ async fn store_down_is_retried_and_nothing_is_lost() {
     moto.stop();
 
     // Patient server: retries while the store is down, then succeeds by itself.
-    let p_id = id_of(&record(&p_host, 3).await);
-    let retrying = wait_upload_retrying(&p_host, &p_id).await;
+    let p_id = id_of(&p_host.record_tracks("s3", 3).await);
+    let retrying = p_host.wait_upload_retrying(&p_id, WAIT).await;
     let upload = &retrying["metadata"]["upload"];
     assert_eq!(upload["state"], "retrying", "{retrying}");
     assert!(upload["last_error"].is_string(), "{retrying}");
@@ -153,7 +128,7 @@ async fn store_down_is_retried_and_nothing_is_lost() {
     assert!(Path::new(&local).exists(), "local file kept while retrying");
 
     // Impatient server: gives up, says so, keeps the file.
-    let i_id = id_of(&record(&i_host, 3).await);
+    let i_id = id_of(&i_host.record_tracks("s3", 3).await);
     let failed = i_host.wait_status(&i_id, "failed", WAIT).await;
     assert!(
         failed["error"].as_str().unwrap().contains("upload failed"),

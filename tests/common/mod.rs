@@ -15,6 +15,7 @@ pub mod moto;
 pub mod peer;
 pub mod procfs;
 pub mod recording;
+pub mod stores;
 
 use capstan::auth::{Role, TokenKeys, DEV_SECRET};
 use std::future::Future;

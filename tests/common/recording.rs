@@ -130,4 +130,29 @@ impl Host {
         std::fs::write(&path, &bytes).expect("write download");
         path
     }
+
+    /// Records the room for `secs` seconds (tracks mode, WebM) with storage `backend` and asks
+    /// to stop; returns the stop answer.
+    pub async fn record_tracks(&self, backend: &str, secs: u64) -> Value {
+        let started = self
+            .start("recording_format=webm&mode=tracks")
+            .await
+            .expect(StatusCode::CREATED);
+        assert_eq!(started["storage_backend"], backend, "{started}");
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        self.act(&id_of(&started), "stop")
+            .await
+            .expect(StatusCode::OK)
+    }
+
+    /// Waits until recording `id` is still processing on its second upload attempt or later;
+    /// returns its state.
+    pub async fn wait_upload_retrying(&self, id: &str, timeout: Duration) -> Value {
+        wait_for("upload retries reported", timeout, || async {
+            let s = self.status(id).await;
+            s["status"] == "processing" && s["metadata"]["upload"]["attempt"].as_u64() >= Some(2)
+        })
+        .await;
+        self.status(id).await
+    }
 }
