@@ -100,6 +100,8 @@ impl From<Quality> for QualityView {
 pub struct FileEntry {
     pub file_name: String,
     pub local_path: Option<String>,
+    /// The object's name in the configured store (S3, GCS or Azure): the field keeps its
+    /// historical name so the JSON contract stays as it was.
     pub s3_key: Option<String>,
     /// Tracks mode: whose file this is.
     pub participant: Option<String>,
@@ -214,6 +216,7 @@ pub struct RecordingState {
     pub status: Status,
     pub storage_backend: Backend,
     pub local_path: Option<String>,
+    /// The first file's object name in any store (see [`FileEntry::s3_key`]).
     pub s3_key: Option<String>,
     pub file_name: Option<String>,
     pub files: Vec<FileEntry>,
