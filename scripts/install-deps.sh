@@ -58,7 +58,8 @@ if ! fake_gcs_installed; then
 fi
 
 # Azurite (a real Azure Blob server) for the Azure tests, in its own npm prefix (not the browser
-# tests' package.json). 3.35.0 still runs on Debian 12's Node 18; later ones want Node 22.
+# tests' package.json). 3.35.0 is the last release that declares support for Node older than 21
+# (Debian 12 ships Node 18; 3.36.0 wants 21+).
 AZURITE_VERSION=3.35.0
 azurite_dir="${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan}/azurite"
 azurite_installed() {
