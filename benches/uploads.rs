@@ -30,7 +30,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
-    println!("{}", common::procfs::machine());
+    println!(
+        "machine: {}; the storage servers run on the same machine",
+        common::procfs::cores_and_cpu()
+    );
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("upload.bin");
     let mut bytes = vec![0; (mib * 1024 * 1024) as usize];

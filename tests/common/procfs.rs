@@ -66,8 +66,8 @@ pub fn udp_sockets(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
-/// One line naming the machine a benchmark ran on.
-pub fn machine() -> String {
+/// The machine's cores and CPU model, e.g. `2 cores, AMD EPYC`.
+pub fn cores_and_cpu() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -76,5 +76,13 @@ pub fn machine() -> String {
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("machine: {cores} cores, {cpu}; clients (webrtc-rs, GStreamer encoders) run on the same machine")
+    format!("{cores} cores, {cpu}")
+}
+
+/// One line naming the machine a benchmark ran on.
+pub fn machine() -> String {
+    format!(
+        "machine: {}; clients (webrtc-rs, GStreamer encoders) run on the same machine",
+        cores_and_cpu()
+    )
 }
