@@ -15,7 +15,7 @@
 mod common;
 
 use capstan::storage::s3::{S3Config, S3Store};
-use capstan::storage::ObjectStore;
+use capstan::storage::{LocalMedia, ObjectStore};
 use common::moto::Moto;
 use common::stores::{Emulator, Provider, Tune, BUCKET};
 use rand::{RngCore, SeedableRng};
@@ -72,7 +72,10 @@ async fn row(name: &str, store: &ObjectStore, path: &Path, mib: u64) {
     for run in 0..RUNS {
         let key = store.key_for(&format!("bench/{run}.bin"));
         let started = Instant::now();
-        store.upload(path, &key, |_| {}).await.expect("upload");
+        store
+            .upload(LocalMedia::new(path, None), &key, |_| {})
+            .await
+            .expect("upload");
         times.push(started.elapsed());
     }
     let rate = |t: &Duration| format!("{:.0} MB/s", mib as f64 * 1.048_576 / t.as_secs_f64());

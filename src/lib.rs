@@ -22,11 +22,8 @@ pub async fn serve(config: config::Config) -> std::io::Result<()> {
     let sfu = sfu::Sfu::start(peers, config.max_participants);
     let catalog = recording::catalog::SqliteCatalog::open(&config.data_dir.join("catalog.sqlite3"))
         .map_err(std::io::Error::other)?;
-    let storage = storage::Storage::new(
-        &config.recording.storage,
-        config.recording.encryption.clone(),
-    )
-    .map_err(std::io::Error::other)?;
+    let storage =
+        storage::Storage::new(&config.recording.storage).map_err(std::io::Error::other)?;
     let webhooks = webhooks::Webhooks::new(config.recording.webhooks.clone());
     let recordings = recording::Recordings::start(
         config.recording.clone(),

@@ -5,7 +5,7 @@
 
 mod common;
 
-use capstan::storage::{ObjectStore, Retry, StoreError, UploadProgress, UploadReport};
+use capstan::storage::{LocalMedia, ObjectStore, Retry, StoreError, UploadProgress, UploadReport};
 use common::stores::{Emulator, Provider, Tune, MIB};
 use rand::{RngCore, SeedableRng};
 use std::path::{Path, PathBuf};
@@ -29,7 +29,9 @@ async fn upload(
 ) -> (Result<UploadReport, StoreError>, Vec<UploadProgress>) {
     let events = Mutex::new(Vec::new());
     let result = store
-        .upload(path, key, |p| events.lock().unwrap().push(p))
+        .upload(LocalMedia::new(path, None), key, |p| {
+            events.lock().unwrap().push(p)
+        })
         .await;
     (result, events.into_inner().unwrap())
 }
@@ -191,7 +193,11 @@ async fn store_down_fails_after_the_attempts_then_recovers(provider: Provider) {
     emulator.restart().await;
     let task = tokio::spawn({
         let (store, path, key) = (store.clone(), path.clone(), key.clone());
-        async move { store.upload(&path, &key, |_| {}).await }
+        async move {
+            store
+                .upload(LocalMedia::new(&path, None), &key, |_| {})
+                .await
+        }
     });
     let report = task.await.unwrap().expect("upload once the store is back");
     assert_eq!(report.bytes, 50_000);

@@ -6,7 +6,7 @@
 mod common;
 
 use capstan::storage::s3::{S3Config, S3Store};
-use capstan::storage::{StoreError, UploadProgress, UploadReport};
+use capstan::storage::{LocalMedia, StoreError, UploadProgress, UploadReport};
 use common::cutting_proxy::CuttingProxy;
 use common::moto::Moto;
 use rand::{RngCore, SeedableRng};
@@ -59,7 +59,9 @@ async fn upload(
 ) -> (Result<UploadReport, StoreError>, Vec<UploadProgress>) {
     let events = Mutex::new(Vec::new());
     let result = store
-        .upload(path, key, |p| events.lock().unwrap().push(p))
+        .upload(LocalMedia::new(path, None), key, |p| {
+            events.lock().unwrap().push(p)
+        })
         .await;
     (result, events.into_inner().unwrap())
 }
@@ -228,7 +230,11 @@ async fn store_down_fails_after_the_attempts_then_recovers() {
     moto.create_bucket(BUCKET).await;
     let task = tokio::spawn({
         let (store, path, key) = (store.clone(), path.clone(), key.clone());
-        async move { store.upload(&path, &key, |_| {}).await }
+        async move {
+            store
+                .upload(LocalMedia::new(&path, None), &key, |_| {})
+                .await
+        }
     });
     let report = task.await.unwrap().expect("upload once the store is back");
     assert_eq!(report.bytes, 50_000);

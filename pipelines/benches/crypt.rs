@@ -23,7 +23,9 @@ fn main() {
         .unwrap_or(64);
     let total = mib * 1024 * 1024;
     let dir = tempfile::tempdir().expect("temp dir");
-    let data: Vec<u8> = (0..*WRITES.iter().max().unwrap()).map(|i| i as u8).collect();
+    let data: Vec<u8> = (0..*WRITES.iter().max().unwrap())
+        .map(|i| i as u8)
+        .collect();
     let keys = Keyring::new(&[9; 32], &[]);
 
     let plain_path = dir.path().join("plain.webm");
@@ -79,7 +81,10 @@ fn main() {
     let (sealed_bytes, sealed_read) = read(&sealed_path, Some(&keys));
     assert_eq!(plain_bytes, sealed_bytes);
     println!("reads of 256 KiB, as a download does:");
-    println!("  plain file    {:8.1} MiB/s", mib_per_s(plain_bytes, plain_read));
+    println!(
+        "  plain file    {:8.1} MiB/s",
+        mib_per_s(plain_bytes, plain_read)
+    );
     println!(
         "  encrypted     {:8.1} MiB/s  ({:.1}x the plain time)",
         mib_per_s(sealed_bytes, sealed_read),

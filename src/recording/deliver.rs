@@ -6,7 +6,7 @@
 use super::state::{RecordingState, Status, Upload, UploadPhase};
 use super::{Ctx, RecordingEvent};
 use crate::metrics::METRICS;
-use crate::storage::{remove_local, ObjectStore, Storage, StoreError, UploadProgress};
+use crate::storage::{remove_local, LocalMedia, ObjectStore, Storage, StoreError, UploadProgress};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -84,7 +84,8 @@ async fn upload_one(
     total: u64,
 ) -> Result<u64, StoreError> {
     let (tx, mut rx) = watch::channel(None::<UploadProgress>);
-    let upload = store.upload(path, key, move |p| {
+    let media = LocalMedia::new(path, ctx.config.encryption.as_ref());
+    let upload = store.upload(media, key, move |p| {
         let _ = tx.send(Some(p));
     });
     tokio::pin!(upload);

@@ -8,14 +8,13 @@
 //! blocks are dropped by the service. Downloads are service-SAS URLs signed with the access key.
 
 use super::error::{chain, ensure, AttemptError, StoreError};
-use super::upload::{self, read_part, Attempt, Retry, UploadProgress, UploadReport};
+use super::upload::{self, Attempt, LocalMedia, Retry, UploadProgress, UploadReport};
 use futures::stream::{FuturesUnordered, StreamExt};
 use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
 use object_store::path::Path as ObjectPath;
 use object_store::signer::Signer;
 use object_store::{ClientOptions, MultipartUpload, ObjectStore as _, PutPayload, RetryConfig};
 use reqwest::Method;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -169,11 +168,11 @@ impl AzureStore {
     /// Uploads the file at `path` to `key` (see [`super::ObjectStore::upload`]).
     pub async fn upload(
         &self,
-        path: &Path,
+        media: LocalMedia<'_>,
         key: &str,
         progress: impl Fn(UploadProgress) + Send + Sync,
     ) -> Result<UploadReport, StoreError> {
-        upload::upload(self, path, key, progress).await
+        upload::upload(self, media, key, progress).await
     }
 
     /// A service-SAS URL that lets anyone GET `key` for `ttl`.
@@ -224,7 +223,7 @@ impl AzureStore {
     async fn put_blocks(
         &self,
         upload: &mut dyn MultipartUpload,
-        path: &Path,
+        media: LocalMedia<'_>,
         total: u64,
         report: &(dyn Fn(u64) + Sync),
     ) -> Result<(), AttemptError> {
@@ -232,7 +231,7 @@ impl AzureStore {
         let mut in_flight = FuturesUnordered::new();
         let mut uploaded = 0;
         for (offset, len) in upload::parts(total, block_size).filter(|&(_, len)| len > 0) {
-            let block = read_part(path, offset, len).await?;
+            let block = media.read(offset, len).await?;
             let put = upload.put_part(PutPayload::from(block));
             in_flight.push(async move { put.await.map(|()| len) });
             while in_flight.len() >= self.cfg.parallel_blocks {
@@ -288,7 +287,7 @@ impl Attempt for AzureStore {
     /// One block-blob upload, then the size check.
     async fn upload_once(
         &self,
-        path: &Path,
+        media: LocalMedia<'_>,
         key: &str,
         total: u64,
         report: &(dyn Fn(u64) + Sync),
@@ -299,7 +298,7 @@ impl Attempt for AzureStore {
             .put_multipart(&location)
             .await
             .map_err(|e| AttemptError::request("starting a block upload", &e))?;
-        if let Err(e) = self.put_blocks(upload.as_mut(), path, total, report).await {
+        if let Err(e) = self.put_blocks(upload.as_mut(), media, total, report).await {
             if let Err(error) = upload.abort().await {
                 tracing::warn!(key, %error, "could not abort an Azure block upload");
             }

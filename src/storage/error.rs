@@ -58,6 +58,8 @@ pub enum AttemptError {
         #[source]
         source: std::io::Error,
     },
+    #[error("decrypting the local file: {0}")]
+    Decrypt(#[source] Box<pipelines::crypt::CryptError>),
     #[error("{0}")]
     Protocol(String),
     #[error("size check: the object has {}, the local file {local} bytes",

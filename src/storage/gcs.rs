@@ -11,13 +11,12 @@
 //! becomes the credentials' `gcs_base_url`, which `object_store` signs URLs for too.
 
 use super::error::{chain, ensure, AttemptError, StoreError};
-use super::upload::{self, read_part, Attempt, Retry, UploadProgress, UploadReport};
+use super::upload::{self, Attempt, LocalMedia, Retry, UploadProgress, UploadReport};
 use object_store::gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder};
 use object_store::signer::Signer;
 use object_store::{ClientOptions, RetryConfig};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{header, Method, StatusCode};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -213,11 +212,11 @@ impl GcsStore {
     /// Uploads the file at `path` to `key` (see [`super::ObjectStore::upload`]).
     pub async fn upload(
         &self,
-        path: &Path,
+        media: LocalMedia<'_>,
         key: &str,
         progress: impl Fn(UploadProgress) + Send + Sync,
     ) -> Result<UploadReport, StoreError> {
-        upload::upload(self, path, key, progress).await
+        upload::upload(self, media, key, progress).await
     }
 
     /// A V4 signed URL that lets anyone GET `key` for `ttl` (at most 7 days).
@@ -328,7 +327,7 @@ impl GcsStore {
     async fn send_chunks(
         &self,
         session: &str,
-        path: &Path,
+        media: LocalMedia<'_>,
         total: u64,
         report: &(dyn Fn(u64) + Sync),
     ) -> Result<(), AttemptError> {
@@ -338,7 +337,7 @@ impl GcsStore {
             } else {
                 format!("bytes {offset}-{}/{total}", offset + len - 1)
             };
-            let body = read_part(path, offset, len).await?;
+            let body = media.read(offset, len).await?;
             let operation = || format!("chunk at byte {offset}");
             let response = self
                 .authorized(Method::PUT, session)
@@ -440,13 +439,13 @@ impl Attempt for GcsStore {
     /// One resumable upload (cancelled when a chunk fails), then the size check.
     async fn upload_once(
         &self,
-        path: &Path,
+        media: LocalMedia<'_>,
         key: &str,
         total: u64,
         report: &(dyn Fn(u64) + Sync),
     ) -> Result<Option<String>, AttemptError> {
         let session = self.start_session(key, total).await?;
-        if let Err(e) = self.send_chunks(&session, path, total, report).await {
+        if let Err(e) = self.send_chunks(&session, media, total, report).await {
             self.cancel(&session).await;
             return Err(e);
         }

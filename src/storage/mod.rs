@@ -12,7 +12,7 @@ pub mod s3;
 mod upload;
 
 pub use error::{AttemptError, StoreError};
-pub use upload::{Retry, UploadProgress, UploadReport};
+pub use upload::{LocalMedia, Retry, UploadProgress, UploadReport};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,7 +33,9 @@ pub enum ObjectStore {
 }
 
 /// The kinds of store: `local`, `s3`, `gcs` or `azure` in the API and configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     Local,
@@ -113,18 +115,18 @@ impl ObjectStore {
         }
     }
 
-    /// Uploads the file at `path` to `key`, retried whole with backoff, and confirms the
-    /// object's size; `progress` hears about every attempt, part and failure.
+    /// Uploads the media of a local file to `key`, retried whole with backoff, and confirms
+    /// the object's size; `progress` hears about every attempt, part and failure.
     pub async fn upload(
         &self,
-        path: &Path,
+        media: LocalMedia<'_>,
         key: &str,
         progress: impl Fn(UploadProgress) + Send + Sync,
     ) -> Result<UploadReport, StoreError> {
         match self {
-            ObjectStore::S3(store) => store.upload(path, key, progress).await,
-            ObjectStore::Gcs(store) => store.upload(path, key, progress).await,
-            ObjectStore::Azure(store) => store.upload(path, key, progress).await,
+            ObjectStore::S3(store) => store.upload(media, key, progress).await,
+            ObjectStore::Gcs(store) => store.upload(media, key, progress).await,
+            ObjectStore::Azure(store) => store.upload(media, key, progress).await,
         }
     }
 

@@ -12,18 +12,17 @@
 //! part that S3 verifies.
 
 use super::error::{chain, ensure, AttemptError, StoreError};
-use super::upload::{self, Attempt, Retry, UploadProgress, UploadReport};
+use super::upload::{self, Attempt, LocalMedia, Retry, UploadProgress, UploadReport};
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::presigning::PresigningConfig;
-use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
 };
 use aws_sdk_s3::Client;
 use futures::stream::{self, StreamExt};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -212,11 +211,11 @@ impl S3Store {
     /// Dropping the future mid-way leaves any multipart upload incomplete (not aborted).
     pub async fn upload(
         &self,
-        path: &Path,
+        media: LocalMedia<'_>,
         key: &str,
         progress: impl Fn(UploadProgress) + Send + Sync,
     ) -> Result<UploadReport, StoreError> {
-        upload::upload(self, path, key, progress).await
+        upload::upload(self, media, key, progress).await
     }
 
     /// A URL that lets anyone GET `key` for `ttl`.
@@ -273,13 +272,18 @@ impl S3Store {
     }
 
     /// `PutObject` streamed from the file.
-    async fn put_single(&self, path: &Path, key: &str, total: u64) -> Result<(), AttemptError> {
-        let body = read_body(path, 0, total).await?;
+    async fn put_single(
+        &self,
+        media: LocalMedia<'_>,
+        key: &str,
+        total: u64,
+    ) -> Result<(), AttemptError> {
+        let body = media.read(0, total).await?;
         self.client
             .put_object()
             .bucket(&self.cfg.bucket)
             .key(key)
-            .body(body)
+            .body(ByteStream::from(body))
             .set_server_side_encryption(self.sse.clone())
             .send()
             .await
@@ -290,7 +294,7 @@ impl S3Store {
     /// A multipart upload, aborted when any step fails.
     async fn put_multipart(
         &self,
-        path: &Path,
+        media: LocalMedia<'_>,
         key: &str,
         total: u64,
         report: &(dyn Fn(u64) + Sync),
@@ -298,7 +302,7 @@ impl S3Store {
         let upload_id = self.create_multipart(key).await?;
         let result = async {
             let parts = self
-                .upload_parts(path, key, &upload_id, total, report)
+                .upload_parts(media, key, &upload_id, total, report)
                 .await?;
             self.complete_multipart(key, &upload_id, parts).await
         }
@@ -329,7 +333,7 @@ impl S3Store {
     /// Uploads every part, at most `parallel_parts` at once, reporting bytes as parts finish.
     async fn upload_parts(
         &self,
-        path: &Path,
+        media: LocalMedia<'_>,
         key: &str,
         upload_id: &str,
         total: u64,
@@ -341,7 +345,7 @@ impl S3Store {
                 let offset = index * part_size;
                 let len = part_size.min(total - offset);
                 let number = i32::try_from(index + 1).expect("at most 10,000 parts");
-                self.upload_part(path, key, upload_id, number, offset, len)
+                self.upload_part(media, key, upload_id, number, offset, len)
             })
             .buffer_unordered(self.cfg.parallel_parts);
         let (mut parts, mut uploaded) = (Vec::new(), 0);
@@ -358,14 +362,14 @@ impl S3Store {
     /// `UploadPart` for `len` bytes of the file from `offset`; returns the part and its length.
     async fn upload_part(
         &self,
-        path: &Path,
+        media: LocalMedia<'_>,
         key: &str,
         upload_id: &str,
         number: i32,
         offset: u64,
         len: u64,
     ) -> Result<(CompletedPart, u64), AttemptError> {
-        let body = read_body(path, offset, len).await?;
+        let body = media.read(offset, len).await?;
         let uploaded = self
             .client
             .upload_part()
@@ -374,7 +378,7 @@ impl S3Store {
             .upload_id(upload_id)
             .part_number(number)
             .checksum_algorithm(ChecksumAlgorithm::Crc32)
-            .body(body)
+            .body(ByteStream::from(body))
             .send()
             .await
             .map_err(|e| sdk_message(&format!("UploadPart {number}"), e))?;
@@ -461,21 +465,6 @@ impl S3Store {
     }
 }
 
-/// A request body of `len` bytes of the file from `offset`, read as it is sent (and re-read if
-/// the SDK retries).
-async fn read_body(path: &Path, offset: u64, len: u64) -> Result<ByteStream, AttemptError> {
-    ByteStream::read_from()
-        .path(path)
-        .offset(offset)
-        .length(Length::Exact(len))
-        .build()
-        .await
-        .map_err(|source| AttemptError::Body {
-            path: path.to_owned(),
-            source: std::io::Error::other(source),
-        })
-}
-
 impl Attempt for S3Store {
     fn location(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.cfg.bucket)
@@ -491,15 +480,15 @@ impl Attempt for S3Store {
     /// One upload attempt, single request or multipart, then the size check; returns the ETag.
     async fn upload_once(
         &self,
-        path: &Path,
+        media: LocalMedia<'_>,
         key: &str,
         total: u64,
         report: &(dyn Fn(u64) + Sync),
     ) -> Result<Option<String>, AttemptError> {
         if total >= self.cfg.multipart_threshold.max(1) {
-            self.put_multipart(path, key, total, report).await?;
+            self.put_multipart(media, key, total, report).await?;
         } else {
-            self.put_single(path, key, total).await?;
+            self.put_single(media, key, total).await?;
             report(total);
         }
         self.confirm(key, total).await
@@ -580,6 +569,7 @@ mod tests {
     fn upload_can_run_on_a_spawned_task() {
         fn assert_send<T: Send>(_: T) {}
         let store = S3Store::new(config()).expect("valid config");
-        assert_send(store.upload(Path::new("file"), "key", |_| {}));
+        let media = LocalMedia::new(std::path::Path::new("file"), None);
+        assert_send(store.upload(media, "key", |_| {}));
     }
 }

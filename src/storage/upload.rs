@@ -1,15 +1,76 @@
 //! What every provider's upload shares: the whole-upload retry loop with exponential backoff,
-//! progress reports, and reading a file range from disk.
+//! progress reports, and reading a part of a local file's media ([`LocalMedia`]).
 
 use super::error::{AttemptError, StoreError};
 use bytes::Bytes;
+use pipelines::crypt::{CryptError, Keyring, MediaFile};
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// Longest wait between two whole-upload attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A local recording file as an upload reads it: its media, which for an encrypted file is
+/// its plaintext, decrypted part by part (the object store encrypts with its own server-side
+/// encryption). Cheap to copy.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalMedia<'a> {
+    path: &'a Path,
+    keys: Option<&'a Keyring>,
+}
+
+impl<'a> LocalMedia<'a> {
+    /// The file at `path`; `keys` open it when it is encrypted.
+    pub fn new(path: &'a Path, keys: Option<&'a Keyring>) -> Self {
+        LocalMedia { path, keys }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &'a Path {
+        self.path
+    }
+
+    /// Opens the file on a blocking thread and runs `f` on it.
+    async fn with_file<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut MediaFile) -> std::io::Result<T> + Send + 'static,
+    ) -> std::io::Result<T> {
+        let (path, keys) = (self.path.to_owned(), self.keys.cloned());
+        let read = move || {
+            let mut file = MediaFile::open(&path, keys.as_ref()).map_err(std::io::Error::from)?;
+            f(&mut file)
+        };
+        tokio::task::spawn_blocking(read)
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
+    /// The length of the media: what the object will hold.
+    pub async fn len(&self) -> std::io::Result<u64> {
+        self.with_file(|file| Ok(file.len())).await
+    }
+
+    /// `len` bytes of the media from `offset` (one part: the file is never read whole).
+    pub(crate) async fn read(&self, offset: u64, len: u64) -> Result<Bytes, AttemptError> {
+        let read = self.with_file(move |file| {
+            let len = usize::try_from(len).map_err(std::io::Error::other)?;
+            let bytes = file.read_range(offset, len)?;
+            if bytes.len() < len {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            Ok(Bytes::from(bytes))
+        });
+        read.await
+            .map_err(|source| match source.downcast::<CryptError>() {
+                Ok(crypt) => AttemptError::Decrypt(Box::new(crypt)),
+                Err(source) => AttemptError::Body {
+                    path: self.path.to_owned(),
+                    source,
+                },
+            })
+    }
+}
 
 /// How an upload is going, passed to the `progress` callback of an upload.
 #[derive(Clone, Debug)]
@@ -60,7 +121,7 @@ pub(crate) trait Attempt: Sync {
     /// accepted so far, then checks the object's size; returns its ETag.
     fn upload_once<'a>(
         &'a self,
-        path: &'a Path,
+        media: LocalMedia<'a>,
         key: &'a str,
         total: u64,
         report: &'a (dyn Fn(u64) + Sync),
@@ -72,11 +133,15 @@ pub(crate) trait Attempt: Sync {
 /// store accepted, and each failure. The local file is left alone.
 pub(crate) async fn upload(
     store: &impl Attempt,
-    path: &Path,
+    media: LocalMedia<'_>,
     key: &str,
     progress: impl Fn(UploadProgress) + Send + Sync,
 ) -> Result<UploadReport, StoreError> {
-    let total = local_size(path).await?;
+    let path = media.path();
+    let total = media.len().await.map_err(|source| StoreError::LocalFile {
+        path: path.to_owned(),
+        source,
+    })?;
     let retry = store.retry();
     let mut last_error: Option<AttemptError> = None;
     for attempt in 1..=retry.max_attempts {
@@ -95,7 +160,7 @@ pub(crate) async fn upload(
         let previous = last_error.as_ref().map(ToString::to_string);
         report(0, &previous);
         match store
-            .upload_once(path, key, total, &|n| report(n, &previous))
+            .upload_once(media, key, total, &|n| report(n, &previous))
             .await
         {
             Ok(etag) => {
@@ -117,32 +182,6 @@ pub(crate) async fn upload(
         location: store.location(key),
         attempts: retry.max_attempts,
         last_error: Box::new(last_error.expect("max_attempts is at least 1")),
-    })
-}
-
-/// The size of the local file.
-async fn local_size(path: &Path) -> Result<u64, StoreError> {
-    let metadata = tokio::fs::metadata(path).await;
-    metadata
-        .map(|m| m.len())
-        .map_err(|source| StoreError::LocalFile {
-            path: path.to_owned(),
-            source,
-        })
-}
-
-/// `len` bytes of the file from `offset` (one part: the file is never read whole).
-pub(crate) async fn read_part(path: &Path, offset: u64, len: u64) -> Result<Bytes, AttemptError> {
-    let read = async {
-        let mut file = tokio::fs::File::open(path).await?;
-        file.seek(std::io::SeekFrom::Start(offset)).await?;
-        let mut buf = vec![0; usize::try_from(len).map_err(std::io::Error::other)?];
-        file.read_exact(&mut buf).await?;
-        Ok(Bytes::from(buf))
-    };
-    read.await.map_err(|source| AttemptError::Body {
-        path: path.to_owned(),
-        source,
     })
 }
 
