@@ -102,6 +102,18 @@ pub struct LimitArgs {
     /// CSP `frame-ancestors` of the UI pages (default `'none'`: no framing).
     #[arg(long, env = "CAPSTAN_FRAME_ANCESTORS")]
     pub frame_ancestors: Option<String>,
+    /// Largest decoded chunk of `POST /video-calls/chunks/upload` (default 8MiB).
+    #[arg(long, env = "CAPSTAN_UPLOAD_MAX_CHUNK")]
+    pub upload_max_chunk: Option<String>,
+    /// Largest client upload, chunked or tus (default 4GiB).
+    #[arg(long, env = "CAPSTAN_UPLOAD_MAX_SIZE")]
+    pub upload_max_size: Option<String>,
+    /// Unfinished uploads one user (room + `sub`) may have at once (default 4).
+    #[arg(long, env = "CAPSTAN_UPLOAD_MAX_PER_USER")]
+    pub upload_max_per_user: Option<usize>,
+    /// An upload without a request for this long is removed (default 24h).
+    #[arg(long, env = "CAPSTAN_UPLOAD_TTL")]
+    pub upload_ttl: Option<String>,
 }
 
 /// Resolved [`LimitArgs`].
@@ -117,6 +129,10 @@ pub struct Limits {
     pub trusted_proxies: Vec<IpNet>,
     pub allowed_origins: Vec<String>,
     pub frame_ancestors: String,
+    pub upload_max_chunk: u64,
+    pub upload_max_size: u64,
+    pub upload_max_per_user: usize,
+    pub upload_ttl: Duration,
 }
 
 macro_rules! merge_limits {
@@ -138,7 +154,11 @@ impl LimitArgs {
             max_pending_per_token,
             trusted_proxies,
             allowed_origins,
-            frame_ancestors
+            frame_ancestors,
+            upload_max_chunk,
+            upload_max_size,
+            upload_max_per_user,
+            upload_ttl
         )
     }
 
@@ -209,8 +229,38 @@ impl LimitArgs {
                 None => Vec::new(),
             },
             frame_ancestors,
+            upload_max_chunk: size(self.upload_max_chunk, "CAPSTAN_UPLOAD_MAX_CHUNK", 8 << 20)?,
+            upload_max_size: size(self.upload_max_size, "CAPSTAN_UPLOAD_MAX_SIZE", 4 << 30)?,
+            upload_max_per_user: count(self.upload_max_per_user, "CAPSTAN_UPLOAD_MAX_PER_USER", 4)?,
+            upload_ttl: duration(
+                self.upload_ttl,
+                "CAPSTAN_UPLOAD_TTL",
+                Duration::from_secs(24 * 3600),
+            )?,
         })
     }
+}
+
+/// A byte size (`8388608`, `512KiB`, `8MiB`, `4GiB`) of at least one byte, or `default`.
+fn size(text: Option<String>, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    let t = text.trim();
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let bad = || ConfigError::invalid(name, t, "a size such as 8MiB");
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        _ => return Err(bad()),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1 << shift).filter(|&n| n > 0).ok_or_else(bad)
 }
 
 /// A duration of at least 1 ms, or `default`.
@@ -422,6 +472,19 @@ mod tests {
         assert_eq!(c.max_participants, 16);
         assert_eq!(c.download_url_ttl, Duration::from_secs(300));
         assert_eq!(c.ws_ping_interval, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn upload_sizes() {
+        let max_chunk = |text: &str| size(Some(text.into()), "CAPSTAN_UPLOAD_MAX_CHUNK", 1);
+        assert_eq!(max_chunk("8MiB").unwrap(), 8 << 20);
+        assert_eq!(max_chunk("512 KiB").unwrap(), 512 << 10);
+        assert_eq!(max_chunk("1000").unwrap(), 1000);
+        assert_eq!(max_chunk("4GiB").unwrap(), 4 << 30);
+        for bad in ["0", "8MB", "-1", "MiB", "99999999999999999GiB"] {
+            assert!(max_chunk(bad).is_err(), "{bad}");
+        }
+        assert_eq!(size(None, "CAPSTAN_UPLOAD_MAX_CHUNK", 7).unwrap(), 7);
     }
 
     #[test]

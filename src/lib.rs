@@ -11,6 +11,7 @@ pub mod setting;
 pub mod sfu;
 pub mod signed_url;
 pub mod storage;
+pub mod upload;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -32,7 +33,19 @@ pub async fn serve(config: config::Config) -> std::io::Result<()> {
         recording::Notifier::new(sfu.clone(), webhooks),
     )
     .await;
+    let uploads = upload::Uploads::start(
+        upload::UploadConfig {
+            dir: config.data_dir.join("uploads"),
+            max_chunk: config.limits.upload_max_chunk,
+            max_size: config.limits.upload_max_size,
+            max_per_user: config.limits.upload_max_per_user,
+            ttl: config.limits.upload_ttl,
+        },
+        recordings.clone(),
+    )
+    .await?;
     let state = api::AppState {
+        uploads,
         guard: Arc::new(api::Guard::new(&config)),
         sfu,
         keys: auth::TokenKeys::new(&config.jwt_secret),

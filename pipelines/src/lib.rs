@@ -76,6 +76,7 @@ mod build;
 mod control;
 pub mod crypt;
 mod events;
+mod examine;
 mod input;
 pub mod layout;
 pub mod plan;
@@ -88,6 +89,7 @@ mod stats;
 
 pub use build::{check_plugins, BuildError};
 pub use events::{EventStream, RecorderEvent, KEYFRAME_INTERVAL};
+pub use examine::{examine, ExamineError, Examined};
 pub use input::{Arrival, Dropped, TrackInput};
 pub use recorder::{Recorder, RecorderError};
 pub use salvage::{salvage, SalvageError};

@@ -198,6 +198,21 @@ pub enum ErrorCode {
     CatalogError,
     IoError,
     EncryptionError,
+    // Client uploads.
+    UploadNotFound,
+    /// A chunk's sequence arrived before with other bytes.
+    ChunkConflict,
+    /// A chunk too far ahead of the first missing sequence.
+    SequenceGap,
+    /// `final` while sequences are missing.
+    MissingChunks,
+    /// The upload is finished; it takes no more data.
+    UploadFinished,
+    /// A tus `PATCH` whose `Upload-Offset` is not the upload's offset.
+    OffsetMismatch,
+    TooManyUploads,
+    /// A tus request without `Tus-Resumable: 1.0.0`.
+    UnsupportedTusVersion,
     // Limits.
     RateLimited,
     TooManyPending,

@@ -25,7 +25,7 @@ pub struct Envelope<T> {
     message: String,
 }
 
-fn envelope<T: Serialize>(status: StatusCode, data: T, message: &str) -> Response {
+pub(super) fn envelope<T: Serialize>(status: StatusCode, data: T, message: &str) -> Response {
     let body = Envelope {
         success: true,
         data,
@@ -51,7 +51,7 @@ fn null() -> Object {
     ObjectBuilder::new().schema_type(Type::Null).build()
 }
 
-fn failure(e: ApiError) -> Response {
+pub(super) fn failure(e: ApiError) -> Response {
     e.report();
     let body = Failure {
         success: false,

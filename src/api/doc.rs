@@ -26,6 +26,7 @@ use utoipa::{Modify, PartialSchema, ToSchema};
     tags(
         (name = "recordings", description = "The recording API"),
         (name = "compat", description = "Compatibility routes for existing clients"),
+        (name = "uploads", description = "Client recording uploads: base64 chunks (seed route) and tus 1.0"),
         (name = "whip", description = "WHIP publish and WHEP subscribe (SDP bodies)"),
         (name = "signaling", description = "The signaling WebSocket"),
         (name = "ops", description = "Liveness, readiness and metrics (not rate-limited)"),

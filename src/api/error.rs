@@ -8,6 +8,7 @@ use crate::sfu::http_session::StartError;
 use crate::sfu::peer::PeerError;
 use crate::sfu::room::JoinError;
 use crate::signed_url::UrlError;
+use crate::upload::UploadError;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -95,6 +96,32 @@ impl From<RecError> for ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 ErrorCode::EncryptionError,
             ),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> Self {
+        let e = match e {
+            UploadError::Recording(e) => return e.into(),
+            e => e,
+        };
+        let (status, code) = match &e {
+            UploadError::Invalid(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
+            UploadError::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            UploadError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::UploadNotFound),
+            UploadError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
+            UploadError::ChunkConflict(_) => (StatusCode::CONFLICT, ErrorCode::ChunkConflict),
+            UploadError::Gap { .. } => (StatusCode::CONFLICT, ErrorCode::SequenceGap),
+            UploadError::Missing(_) => (StatusCode::CONFLICT, ErrorCode::MissingChunks),
+            UploadError::Finished(_) => (StatusCode::CONFLICT, ErrorCode::UploadFinished),
+            UploadError::Offset(_) => (StatusCode::CONFLICT, ErrorCode::OffsetMismatch),
+            UploadError::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::InvalidState),
+            UploadError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyUploads),
+            UploadError::Io { .. } | UploadError::Recording(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::IoError)
+            }
         };
         ApiError::new(status, code, e.to_string())
     }

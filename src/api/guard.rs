@@ -214,23 +214,40 @@ pub async fn read_body(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    read_body_up_to(&state, MAX_BODY_BYTES, request, next).await
+}
+
+/// [`read_body`] for the chunk upload route: its limit fits a base64 chunk of
+/// `CAPSTAN_UPLOAD_MAX_CHUNK` bytes.
+pub async fn read_chunk_body(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let limit = super::uploads::chunk_body_limit(state.uploads.config().max_chunk);
+    read_body_up_to(&state, limit, request, next).await
+}
+
+async fn read_body_up_to(
+    state: &AppState,
+    limit: usize,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let hint = request.body().size_hint();
     if hint.exact() == Some(0) {
         return Ok(next.run(request).await);
     }
-    if hint.lower() > MAX_BODY_BYTES as u64 {
+    if hint.lower() > limit as u64 {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::PayloadTooLarge,
-            format!(
-                "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
-                hint.lower()
-            ),
+            format!("the body is {} bytes; the limit is {limit}", hint.lower()),
         ));
     }
     let timeout = state.config.limits.body_timeout;
     let (parts, body) = request.into_parts();
-    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await;
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await;
     let bytes = match read {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(e)) => {

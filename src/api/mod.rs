@@ -10,6 +10,7 @@ mod listener;
 mod ops;
 mod recordings;
 mod serve;
+mod uploads;
 mod web;
 mod whip;
 mod ws;
@@ -23,6 +24,7 @@ use crate::config::Config;
 use crate::recording::Recordings;
 use crate::sfu::Sfu;
 use crate::signed_url::DownloadSigner;
+use crate::upload::Uploads;
 use axum::middleware::from_fn_with_state;
 use axum::Router;
 use std::sync::Arc;
@@ -38,6 +40,7 @@ pub struct AppState {
     pub downloads: DownloadSigner,
     pub config: Arc<Config>,
     pub recordings: Recordings,
+    pub uploads: Uploads,
     pub guard: Arc<Guard>,
 }
 
@@ -86,7 +89,10 @@ fn ops_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every route of [`router`].
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut limited = limited_routes().into_openapi();
+    let mut limited = limited_routes()
+        .merge(chunk_routes())
+        .merge(streamed_routes())
+        .into_openapi();
     doc::add_guard_responses(&mut limited);
     let mut openapi = doc::ApiDoc::openapi();
     openapi.merge(limited);
@@ -94,11 +100,31 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     openapi
 }
 
+/// The seed route of client uploads: rate-limited, its body read with a limit that fits its
+/// chunk size instead of the 2 MiB of the other routes.
+fn chunk_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(uploads::chunk))
+}
+
+/// tus uploads and the upload status: rate-limited; a tus `PATCH` body is streamed to disk by
+/// its handler (each frame within the body timeout), so these skip the body guard.
+fn streamed_routes() -> OpenApiRouter<AppState> {
+    use uploads as u;
+    OpenApiRouter::new()
+        .routes(routes!(u::tus_options, u::tus_create))
+        .routes(routes!(u::tus_head, u::tus_patch))
+        .routes(routes!(u::status))
+}
+
 /// All routes. Everything but the ops endpoints is rate-limited and has its body read
 /// within the body timeout; CORS, when origins are allowed, wraps it all.
 pub fn router(state: AppState) -> Router {
+    let chunks = Router::from(chunk_routes())
+        .layer(from_fn_with_state(state.clone(), guard::read_chunk_body));
     let limited = Router::from(limited_routes())
         .layer(from_fn_with_state(state.clone(), guard::read_body))
+        .merge(chunks)
+        .merge(Router::from(streamed_routes()))
         .layer(from_fn_with_state(state.clone(), guard::rate_limit));
     let router = Router::new()
         .merge(limited)

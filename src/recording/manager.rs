@@ -296,8 +296,8 @@ async fn snapshot(session: &SessionTx) -> Option<(RecordingState, Health)> {
 /// The recording service as the API uses it; cheap to clone.
 #[derive(Clone)]
 pub struct Recordings {
-    ctx: Ctx,
-    tx: ManagerTx,
+    pub(super) ctx: Ctx,
+    pub(super) tx: ManagerTx,
 }
 
 impl Recordings {

@@ -17,11 +17,13 @@ mod recover;
 mod rules;
 mod running;
 pub mod state;
+mod uploaded;
 
 pub use manager::{BudgetView, PipelineView, Recordings};
 pub use notify::{Notifier, RecordingEvent};
 pub use running::Action;
-pub use state::{RecordingParams, RecordingState, Status};
+pub use state::{RecordingParams, RecordingState, Source, Status};
+pub use uploaded::UploadedFile;
 
 use crate::storage::{Storage, StoreError};
 use catalog::{Catalog, CatalogError};

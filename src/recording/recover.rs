@@ -5,7 +5,7 @@
 
 use super::catalog::ListFilter;
 use super::running::file_entry;
-use super::state::{FileEntry, RecordingState, Status, StopReason};
+use super::state::{FileEntry, RecordingState, Source, Status, StopReason};
 use super::{Ctx, RecordingEvent};
 use crate::storage::room_dir;
 use pipelines::crypt::Keyring;
@@ -21,7 +21,13 @@ pub(super) async fn recover(ctx: &Ctx) -> Vec<RecordingState> {
         }
     };
     let mut to_deliver = Vec::new();
-    for mut state in all.into_iter().filter(|s| !s.status.is_final()) {
+    // A client's upload without its file yet is finished by the uploads service
+    // (`Recordings::add_uploaded` again), not salvaged.
+    let unfinished_upload = |s: &RecordingState| s.source == Source::Client && s.files.is_empty();
+    for mut state in all
+        .into_iter()
+        .filter(|s| !s.status.is_final() && !unfinished_upload(s))
+    {
         tracing::warn!(
             "recovering recording {} (was {})",
             state.recording_id,

@@ -74,6 +74,16 @@ impl Status {
     }
 }
 
+/// Who made a recording's file: the server's pipeline, or a client that recorded locally and
+/// uploaded it (`source` in the API; catalog rows from before the field read as `server`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    #[default]
+    Server,
+    Client,
+}
+
 /// The preset numbers, as the API shows them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct QualityView {
@@ -230,6 +240,8 @@ pub struct RecordingState {
     pub participants: Vec<ParticipantEntry>,
     pub metadata: Metadata,
     pub error: Option<String>,
+    #[serde(default)]
+    pub source: Source,
     /// Creation time, for ordering and retention (not part of the contract, kept for ops).
     pub created_at: String,
 }
@@ -271,8 +283,28 @@ impl RecordingState {
             participants: Vec::new(),
             metadata: Metadata::default(),
             error: None,
+            source: Source::Server,
             created_at: now(),
         }
+    }
+
+    /// A client's uploaded recording, `processing` from the start (nothing runs on the
+    /// server): `started_at` is when the upload began, `stopped_at` when it was finished. The
+    /// format is the container the file turns out to be; quality, mode and layout describe
+    /// no server pipeline and keep their defaults.
+    pub fn uploaded(id: String, room: &str, user: &str, began: String, storage: Backend) -> Self {
+        let params = RecordingParams {
+            format: Format::Webm,
+            quality: Quality::Medium,
+            mode: Mode::Composite,
+            layout: Layout::Grid,
+        };
+        let mut state = Self::new(id, room, user, params, storage);
+        state.source = Source::Client;
+        state.status = Status::Processing;
+        state.started_at = Some(began);
+        state.stopped_at = Some(now());
+        state
     }
 
     /// Moves to `next` and stamps the matching time; refuses a move the lifecycle forbids.
@@ -481,6 +513,7 @@ mod tests {
             "participants",
             "metadata",
             "error",
+            "source",
         ] {
             assert!(v.get(field).is_some(), "missing {field}");
         }
@@ -604,11 +637,28 @@ mod tests {
                 }
             },
             "error": "upload failed",
+            "source": "server",
             "created_at": "2026-12-02T07:00:00.000Z"
         });
         assert_eq!(serde_json::to_value(&s).unwrap(), expected);
-        let back: RecordingState = serde_json::from_value(expected).unwrap();
+        let back: RecordingState = serde_json::from_value(expected.clone()).unwrap();
         assert_eq!(back, s);
+
+        // A row written before `source` existed reads as a server recording.
+        let mut old = expected.clone();
+        old.as_object_mut().unwrap().remove("source");
+        let back: RecordingState = serde_json::from_value(old).unwrap();
+        assert_eq!(back, s);
+
+        let mut client = s.clone();
+        client.source = Source::Client;
+        let mut expected_client = expected;
+        expected_client["source"] = "client".into();
+        assert_eq!(serde_json::to_value(&client).unwrap(), expected_client);
+        assert_eq!(
+            serde_json::from_value::<RecordingState>(expected_client).unwrap(),
+            client
+        );
     }
 
     #[test]
