@@ -26,8 +26,10 @@ pub struct Examined {
 /// Why a file is not playable media.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExamineError {
-    #[error("not a WebM, Matroska or MP4 file (found {0})")]
-    Container(String),
+    #[error("not a WebM, Matroska or MP4 file")]
+    Container,
+    #[error("cannot read the file: {0}")]
+    Io(String),
     #[error("the file holds no audio or video")]
     NoMedia,
     #[error("the media cannot be read: {0}")]
@@ -46,22 +48,22 @@ fn make(factory: &str) -> Result<gst::Element, ExamineError> {
         .map_err(|e| ExamineError::Unreadable(format!("{factory}: {e}")))
 }
 
-/// Demuxes and parses `path` to its end (`filesrc ! typefind ! parsebin`, no decoding).
+/// Demuxes and parses `path` to its end (`filesrc ! parsebin`, no decoding).
 /// Garbage, a file cut inside its headers, a demuxer error or a file without audio or video
 /// fail with the reason.
 ///
 /// Blocking: it reads the whole file as fast as the disk allows; call it from
 /// `spawn_blocking`.
 pub fn examine(path: &Path) -> Result<Examined, ExamineError> {
+    let format = container(path)?;
     gst::init().map_err(|e| ExamineError::Unreadable(e.to_string()))?;
     let pipeline = gst::Pipeline::new();
     let src = make("filesrc")?;
     src.set_property("location", path.to_string_lossy().to_string());
-    let typefind = make("typefind")?;
     let parse = make("parsebin")?;
     let fail = |e: gst::glib::BoolError| ExamineError::Unreadable(e.to_string());
-    pipeline.add_many([&src, &typefind, &parse]).map_err(fail)?;
-    gst::Element::link_many([&src, &typefind, &parse]).map_err(fail)?;
+    pipeline.add_many([&src, &parse]).map_err(fail)?;
+    src.link(&parse).map_err(fail)?;
     let found: Arc<Mutex<Found>> = Arc::default();
     let seen = found.clone();
     let bin = pipeline.downgrade();
@@ -101,17 +103,7 @@ pub fn examine(path: &Path) -> Result<Examined, ExamineError> {
         }
     });
     let result = run(&pipeline);
-    let container = typefind
-        .property::<Option<gst::Caps>>("caps")
-        .and_then(|c| c.structure(0).map(|s| s.name().to_string()));
     let _ = pipeline.set_state(gst::State::Null);
-    let format = match container.as_deref() {
-        Some("video/webm" | "audio/webm") => Format::Webm,
-        Some("video/x-matroska" | "audio/x-matroska") => Format::Mkv,
-        Some("video/quicktime") => Format::Mp4,
-        Some(other) => return Err(ExamineError::Container(other.into())),
-        None => return Err(result.err().unwrap_or(ExamineError::NoMedia)),
-    };
     result?;
     let found = found.lock().unwrap_or_else(|e| e.into_inner());
     let media = |s: &String| s.starts_with("video/") || s.starts_with("audio/");
@@ -144,5 +136,53 @@ fn run(pipeline: &gst::Pipeline) -> Result<(), ExamineError> {
             Err(ExamineError::Unreadable(format!("{}{detail}", e.error())))
         }
         _ => Ok(()),
+    }
+}
+
+/// The container, from the file's first bytes: an EBML header with DocType `webm` or
+/// `matroska`, or an MP4 `ftyp` box.
+fn container(path: &Path) -> Result<Format, ExamineError> {
+    let mut head = Vec::with_capacity(64);
+    let file = std::fs::File::open(path).map_err(|e| ExamineError::Io(e.to_string()))?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, 64), &mut head)
+        .map_err(|e| ExamineError::Io(e.to_string()))?;
+    let has = |needle: &[u8]| head.windows(needle.len()).any(|w| w == needle);
+    if head.starts_with(&[0x1a, 0x45, 0xdf, 0xa3]) {
+        if has(b"webm") {
+            return Ok(Format::Webm);
+        }
+        if has(b"matroska") {
+            return Ok(Format::Mkv);
+        }
+    }
+    if head.get(4..8) == Some(b"ftyp") {
+        return Ok(Format::Mp4);
+    }
+    Err(ExamineError::Container)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container_of(bytes: &[u8]) -> Result<Format, ExamineError> {
+        let dir = std::env::temp_dir().join(format!("examine-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{}", bytes.len()));
+        std::fs::write(&path, bytes).unwrap();
+        let found = container(&path);
+        let _ = std::fs::remove_file(&path);
+        found
+    }
+
+    #[test]
+    fn containers_by_their_first_bytes() {
+        let ebml =
+            |doc: &[u8]| [&[0x1a, 0x45, 0xdf, 0xa3, 0x9f, 0x42, 0x82, 0x84][..], doc].concat();
+        assert_eq!(container_of(&ebml(b"webm")), Ok(Format::Webm));
+        assert_eq!(container_of(&ebml(b"matroska")), Ok(Format::Mkv));
+        assert_eq!(container_of(b"\0\0\0\x20ftypisom"), Ok(Format::Mp4));
+        assert_eq!(container_of(b"hello world"), Err(ExamineError::Container));
+        assert_eq!(container_of(&ebml(b"other")), Err(ExamineError::Container));
     }
 }

@@ -25,6 +25,7 @@ use crate::recording::Recordings;
 use crate::sfu::Sfu;
 use crate::signed_url::DownloadSigner;
 use crate::upload::Uploads;
+use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::Router;
 use std::sync::Arc;
@@ -120,6 +121,7 @@ fn streamed_routes() -> OpenApiRouter<AppState> {
 /// within the body timeout; CORS, when origins are allowed, wraps it all.
 pub fn router(state: AppState) -> Router {
     let chunks = Router::from(chunk_routes())
+        .layer(DefaultBodyLimit::disable())
         .layer(from_fn_with_state(state.clone(), guard::read_chunk_body));
     let limited = Router::from(limited_routes())
         .layer(from_fn_with_state(state.clone(), guard::read_body))

@@ -87,10 +87,27 @@ impl Recordings {
             Ok(Err(e)) => return self.uploaded_failed(state, &path, e.to_string()).await,
             Err(e) => return self.uploaded_failed(state, &path, e.to_string()).await,
         };
-        let target = path.with_extension(found.format.extension());
-        if let Err(e) = tokio::fs::rename(&path, &target).await {
-            let why = format!("cannot move {} into place: {e}", path.display());
-            return self.uploaded_failed(state, &path, why).await;
+        // MediaRecorder writes live WebM: no duration, no index. The remux of a crashed
+        // recorder's `.part` adds both; the upload stays until the remux is done, so a restart
+        // in between starts over.
+        let ext = found.format.extension();
+        let part = path.with_extension(format!("{ext}.part"));
+        let remuxed = {
+            let (path, part) = (path.clone(), part.clone());
+            tokio::task::spawn_blocking(move || {
+                let _ = std::fs::remove_file(&part);
+                std::fs::hard_link(&path, &part).map_err(|e| e.to_string())?;
+                pipelines::salvage(&part).map_err(|e| e.to_string())
+            })
+            .await
+        };
+        let target = match remuxed {
+            Ok(Ok(target)) => target,
+            Ok(Err(why)) => return self.uploaded_failed(state, &path, why).await,
+            Err(e) => return self.uploaded_failed(state, &path, e.to_string()).await,
+        };
+        if let Err(e) = crate::storage::remove_local(&path).await {
+            tracing::warn!("cannot remove the assembled upload {}: {e}", path.display());
         }
         let bytes = match tokio::fs::metadata(&target).await {
             Ok(m) => m.len(),

@@ -94,7 +94,7 @@ fn list(sequences: &[u64]) -> String {
 
 /// How an upload receives its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "protocol", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Protocol {
     Chunks(Chunks),
     Tus {
@@ -593,4 +593,44 @@ fn check_owner(id: &str, entry: &Entry, claims: &Claims) -> Result<(), UploadErr
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upload_record_survives_a_json_round_trip() {
+        let mut chunks = Chunks::new(GAP_WINDOW, 100);
+        let chunk = Chunk {
+            sequence: 0,
+            len: 3,
+            digest: [9; 32],
+            last: false,
+        };
+        chunks.commit(&chunk);
+        for protocol in [
+            Protocol::Chunks(chunks),
+            Protocol::Tus {
+                progress: tus::Progress::new(None, 100).unwrap(),
+                metadata: Some("filename YS53ZWJt".into()),
+            },
+        ] {
+            let upload = Upload {
+                id: "u".into(),
+                room: "r".into(),
+                user: "ann".into(),
+                created_at: "2026-12-02T07:00:00.000Z".into(),
+                touched: 1,
+                phase: Phase::Receiving,
+                protocol,
+            };
+            let json = serde_json::to_string(&upload).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Upload>(&json).unwrap(),
+                upload,
+                "{json}"
+            );
+        }
+    }
 }

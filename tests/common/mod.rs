@@ -16,6 +16,7 @@ pub mod peer;
 pub mod procfs;
 pub mod recording;
 pub mod stores;
+pub mod upload;
 
 use capstan::auth::{Role, TokenKeys, DEV_SECRET};
 use std::future::Future;
