@@ -99,6 +99,11 @@ pub const STATIC: &[Asset] = &[
         body: include_str!("../web/recordings-panel.js"),
     },
     Asset {
+        path: "own-copy.js",
+        content_type: JS,
+        body: include_str!("../web/own-copy.js"),
+    },
+    Asset {
         path: "stats.js",
         content_type: JS,
         body: include_str!("../web/stats.js"),

@@ -12,6 +12,7 @@ import { layoutGrid, renderList } from './tiles.js';
 import { toggle, leave, end, initControls } from './controls.js';
 import { setRecording } from './recording.js';
 import { inboundStats, outboundStats } from './stats.js';
+import { ownCopyState } from './own-copy.js';
 
 function initRoom() {
   $('room-title').textContent = urlRoom;
@@ -53,6 +54,7 @@ function initRoom() {
     publishStats: outboundStats,
     messages: () => S.messages.slice(),
     timeline: () => ({ ...S.timeline }),
+    ownCopy: ownCopyState,
     leave,
     toggle,
     ui: { setRecording, toast },

@@ -5,6 +5,7 @@ import { params, urlRoom, S } from './state.js';
 import { onRemoteTrack, upsertParticipant, removeParticipant, setActiveSpeaker, renderList } from './tiles.js';
 import { showSelf, setupButtons, end, showPrejoin } from './controls.js';
 import { onRecordingEvent, setupRecordControls } from './recording.js';
+import { setupOwnCopy } from './own-copy.js';
 import { loadRecordings } from './recordings-panel.js';
 
 export function logMessage(dir, msg) {
@@ -163,6 +164,7 @@ export async function onWelcome(msg) {
   for (const p of msg.participants) if (p.identity !== msg.me.identity) upsertParticipant(p);
   renderList();
   setupRecordControls();
+  setupOwnCopy();
   loadRecordings();
 
   const config = {

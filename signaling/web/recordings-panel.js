@@ -35,7 +35,7 @@ export function recordingItem(r) {
   const live = LIVE_STATUSES.includes(r.status);
   const details = [
     r.format.toUpperCase(),
-    r.mode === 'tracks' ? 'per person' : r.layout,
+    r.source === 'client' ? `${r.user_id}'s own copy` : r.mode === 'tracks' ? 'per person' : r.layout,
     live ? null : formatDuration(r.duration_seconds),
     r.file_size_bytes ? formatBytes(r.file_size_bytes) : null,
   ];
