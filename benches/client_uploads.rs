@@ -2,8 +2,8 @@
 //! takes 1 MiB chunks through the seed route (`POST /video-calls/chunks/upload`, base64 in
 //! JSON) one after another, as a single client sends them, then `final`; it prints chunks/s,
 //! MiB/s of media, and the time from `final` to a completed (checked, remuxed, delivered)
-//! recording. The upload is a real WebM of `CAPSTAN_BENCH_SECONDS` (60 by default) of VP8 at
-//! 2 Mbit/s + Opus, cut into 1 MiB chunks.
+//! recording. The upload is a real WebM of `CAPSTAN_BENCH_SECONDS` (60 by default) of VP8
+//! (640x480 noise, about 8 Mbit/s) + Opus, cut into 1 MiB chunks.
 //!
 //! ```text
 //! cargo bench --bench client_uploads
@@ -32,7 +32,7 @@ fn main() {
     let file = std::fs::read(make_media(dir.path(), seconds)).expect("media");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     println!(
-        "{seconds} s of VP8 2 Mbit/s + Opus WebM, {:.1} MiB, in 1 MiB chunks:",
+        "{seconds} s of VP8 (640x480 noise) + Opus WebM, {:.1} MiB, in 1 MiB chunks:",
         file.len() as f64 / CHUNK as f64
     );
     println!("| round | chunks | chunks/s | MiB/s | final → completed |");
@@ -76,7 +76,8 @@ fn main() {
     });
 }
 
-/// A WebM of `seconds` of VP8 at 2 Mbit/s (640x480, 30 fps) and Opus.
+/// A WebM of `seconds` of VP8 (640x480 noise at 30 fps: hard to compress, so the file is large)
+/// and Opus.
 fn make_media(dir: &Path, seconds: u32) -> std::path::PathBuf {
     let path = dir.join("bench.webm");
     let status = Command::new("gst-launch-1.0")
@@ -91,7 +92,7 @@ fn make_media(dir: &Path, seconds: u32) -> std::path::PathBuf {
         .arg(format!("location={}", path.display()))
         .args([
             "videotestsrc",
-            "pattern=ball",
+            "pattern=snow",
             &format!("num-buffers={}", seconds * 30),
             "!",
         ])
