@@ -62,8 +62,10 @@ async function checkFile(id, bearer, tmp) {
   const probe = JSON.parse((await run(FFPROBE, ['-v', 'error', '-show_streams', '-show_format', '-of', 'json', file])).stdout);
   const codecs = probe.streams.map((s) => s.codec_name).sort();
   assert.deepEqual(codecs, ['opus', 'vp8'], JSON.stringify(probe.streams));
-  const { stderr } = await run(FFMPEG, ['-nostdin', '-v', 'error', '-i', file, '-f', 'null', '-']);
-  assert.equal(stderr.trim(), '', 'ffmpeg decodes without an error');
+  // As pipelines/tests/common/check.rs decodes: the null muxer's own re-timing of a
+  // variable-rate track is not an error of the file.
+  const { stderr } = await run(FFMPEG, ['-nostdin', '-v', 'error', '-i', file, '-enc_time_base:v', '-1', '-f', 'null', '-']);
+  assert.equal(stderr.trim(), '', `ffmpeg decoding ${file}`);
   return Number(probe.format.duration);
 }
 
