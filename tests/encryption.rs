@@ -9,6 +9,7 @@ use common::check::{assert_decodes_cleanly, probe, stream_end};
 use common::moto::Moto;
 use common::peer::Participant;
 use common::recording::{call, id_of, Host};
+use common::upload::{make_webm, Uploader};
 use common::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -219,4 +220,30 @@ async fn object_storage_receives_the_media() {
         media.len() as u64,
         done["file_size_bytes"].as_u64().unwrap()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_upload_is_stored_sealed() {
+    let server = TestServer::start_with(&[("CAPSTAN_ENCRYPTION_KEY", KEY_1)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let webm = std::fs::read(make_webm(dir.path(), 3)).unwrap();
+    let pieces: Vec<&[u8]> = webm.chunks(64 * 1024).collect();
+    let ann = Uploader::new(&server, "c", "ann");
+    let id = uuid::Uuid::new_v4().to_string();
+    for (sequence, piece) in pieces.iter().enumerate() {
+        let last = sequence + 1 == pieces.len();
+        let (status, body) = ann.chunk(&id, sequence as u64, piece, last).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let recording = ann.wait_final(&id).await;
+    assert_eq!(recording["status"], "completed", "{recording}");
+    let on_disk = recording["files"][0]["local_path"].as_str().unwrap();
+    assert!(!parseable(Path::new(on_disk)), "the stored copy is sealed");
+    let media = ann.download(&id).await;
+    let copy = dir.path().join("copy.webm");
+    std::fs::write(&copy, &media).unwrap();
+    let p = probe(&copy);
+    p.assert_codecs(&["video:vp8", "audio:opus"]);
+    assert!((2.5..=3.5).contains(&p.duration), "{p:?}");
+    assert_decodes_cleanly(&copy);
 }

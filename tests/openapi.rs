@@ -7,6 +7,7 @@ mod common;
 use capstan::auth::Role;
 use common::peer::Participant;
 use common::recording::id_of;
+use common::upload::{chunk_json, make_webm};
 use common::{wait_for, TestServer};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{json, Value};
@@ -90,6 +91,11 @@ impl Checker {
             .map(|v| v.trim().to_string());
         let content = documented["content"].as_object();
         let body = match (media_type, content) {
+            // A HEAD answer has the headers of a GET and no body.
+            _ if method == Method::HEAD => {
+                assert!(bytes.is_empty(), "{what}: a body");
+                Value::Null
+            }
             (None, None) => {
                 assert!(bytes.is_empty(), "{what}: undocumented body");
                 Value::Null
@@ -514,4 +520,73 @@ async fn every_documented_operation_is_routed() {
             assert_ne!(answer.body["message"], "no such route", "{method} {path}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_answers_match_the_document() {
+    let server = TestServer::start().await;
+    let api = Checker::new(&server).await;
+    let ann = server.token("u", "ann", Role::Participant);
+    let other = server.token("elsewhere", "bob", Role::Participant);
+    let dir = tempfile::tempdir().unwrap();
+    let webm = std::fs::read(make_webm(dir.path(), 2)).unwrap();
+    let id = uuid::Uuid::new_v4().to_string();
+    let chunk = |sequence: u64, bytes: &[u8], last: bool, token: &str| {
+        let body = chunk_json(&id, "ann", sequence, bytes, last);
+        let request = api
+            .client
+            .post(format!("{}/video-calls/chunks/upload", api.base))
+            .bearer_auth(token)
+            .json(&body);
+        api.send(Method::POST, "/video-calls/chunks/upload", request)
+    };
+    use StatusCode as S;
+
+    // The seed route: stored, a gap too far ahead, another room, final.
+    let (head, tail) = webm.split_at(webm.len() / 2);
+    assert_eq!(chunk(0, head, false, &ann).await.status, S::OK);
+    assert_eq!(chunk(40, b"x", false, &ann).await.status, S::CONFLICT);
+    assert_eq!(chunk(1, tail, false, &other).await.status, S::FORBIDDEN);
+    assert_eq!(chunk(1, tail, true, &ann).await.status, S::OK);
+    let status = format!("/video-calls/recording/{id}/status");
+    api.expect(Method::GET, &status, Some(&ann), S::OK).await;
+    let unknown = format!("/video-calls/recording/{}/status", uuid::Uuid::new_v4());
+    api.expect(Method::GET, &unknown, Some(&ann), S::NOT_FOUND)
+        .await;
+
+    // tus: options, create, head, patch, and a wrong version.
+    let tus = |method: Method, path: &str| {
+        api.client
+            .request(method, format!("{}{path}", api.base))
+            .bearer_auth(&ann)
+            .header("Tus-Resumable", "1.0.0")
+    };
+    let options = tus(Method::OPTIONS, "/api/webrtc/uploads");
+    let answer = api
+        .send(Method::OPTIONS, "/api/webrtc/uploads", options)
+        .await;
+    assert_eq!(answer.status, S::NO_CONTENT);
+    let create = tus(Method::POST, "/api/webrtc/uploads").header("Upload-Length", webm.len());
+    let created = api.send(Method::POST, "/api/webrtc/uploads", create).await;
+    assert_eq!(created.status, S::CREATED);
+    let location = created.headers["location"].to_str().unwrap().to_string();
+    let head = api
+        .send(Method::HEAD, &location, tus(Method::HEAD, &location))
+        .await;
+    assert_eq!(head.status, S::OK);
+    let patch = tus(Method::PATCH, &location)
+        .header("Upload-Offset", "0")
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(webm.clone());
+    assert_eq!(
+        api.send(Method::PATCH, &location, patch).await.status,
+        S::NO_CONTENT
+    );
+    let wrong = api
+        .client
+        .post(format!("{}/api/webrtc/uploads", api.base))
+        .bearer_auth(&ann)
+        .header("Tus-Resumable", "0.2.2");
+    let refused = api.send(Method::POST, "/api/webrtc/uploads", wrong).await;
+    assert_eq!(refused.status, S::PRECONDITION_FAILED);
 }

@@ -41,8 +41,8 @@ pub enum SalvageError {
 /// video encoder runs behind the audio), and a file whose audio outlasts its video by a
 /// second is not what was recorded.
 ///
-/// An encrypted `.part` is read through `keyring` (any of its keys) and the final file is
-/// encrypted with its current key; a plain one stays plain.
+/// With a `keyring`, the final file is encrypted with its current key, and an encrypted
+/// `.part` is read through it (any of its keys); without one, both are plain.
 ///
 /// Blocking: it runs two GStreamer pipelines as fast as the disk allows (a scan, then the
 /// remux; about a second per hour of media each); call it from `spawn_blocking` or a startup
@@ -63,7 +63,7 @@ pub fn salvage(part: &Path, keyring: Option<&Keyring>) -> Result<PathBuf, Salvag
     let mut tmp = final_path.clone().into_os_string();
     tmp.push(".salvage");
     let tmp = PathBuf::from(tmp);
-    let result = remux(&source, &tmp, format, end);
+    let result = remux(&source, &tmp, format, end, keyring);
     let written = crypt::media_len(&tmp).unwrap_or(0);
     if let Err(e) = result.and_then(|()| non_empty(written)) {
         let _ = std::fs::remove_file(&tmp);
@@ -147,19 +147,20 @@ fn remux(
     out: &Path,
     format: Format,
     end: Option<gst::ClockTime>,
+    keyring: Option<&Keyring>,
 ) -> Result<(), SalvageError> {
     let mux = make(match format {
         Format::Webm => "webmmux",
         Format::Mkv => "matroskamux",
         Format::Mp4 => "mp4mux",
     })?;
-    let sink = match part {
-        Source::Plain(_) => {
+    let sink = match keyring {
+        None => {
             let sink = make("filesink")?;
             sink.set_property("location", out.to_string_lossy().to_string());
             sink
         }
-        Source::Encrypted(_, keyring) => {
+        Some(keyring) => {
             encrypted_sink(out, keyring).map_err(|e| SalvageError::Io(e.to_string()))?
         }
     };

@@ -92,30 +92,27 @@ impl Recordings {
         // in between starts over.
         let ext = found.format.extension();
         let part = path.with_extension(format!("{ext}.part"));
+        // With an encryption key the remux writes the recording's file encrypted.
         let remuxed = {
             let (path, part) = (path.clone(), part.clone());
+            let keys = self.ctx.config.encryption.clone();
             tokio::task::spawn_blocking(move || {
                 let _ = std::fs::remove_file(&part);
                 std::fs::hard_link(&path, &part).map_err(|e| e.to_string())?;
-                pipelines::salvage(&part).map_err(|e| e.to_string())
+                let target = pipelines::salvage(&part, keys.as_ref()).map_err(|e| e.to_string())?;
+                let bytes = pipelines::crypt::media_len(&target).map_err(|e| e.to_string())?;
+                Ok::<_, String>((target, bytes))
             })
             .await
         };
-        let target = match remuxed {
-            Ok(Ok(target)) => target,
+        let (target, bytes) = match remuxed {
+            Ok(Ok(done)) => done,
             Ok(Err(why)) => return self.uploaded_failed(state, &path, why).await,
             Err(e) => return self.uploaded_failed(state, &path, e.to_string()).await,
         };
         if let Err(e) = crate::storage::remove_local(&path).await {
             tracing::warn!("cannot remove the assembled upload {}: {e}", path.display());
         }
-        let bytes = match tokio::fs::metadata(&target).await {
-            Ok(m) => m.len(),
-            Err(e) => {
-                let why = format!("cannot read {}: {e}", target.display());
-                return self.uploaded_failed(state, &target, why).await;
-            }
-        };
         state.format = found.format;
         state.duration_seconds = found.duration.as_secs_f64();
         state.set_files(vec![file_entry(&pipelines::OutputFile {
