@@ -717,8 +717,15 @@ mod tests {
             .unwrap()
             .write(&pattern(3 * CHUNK_LEN))
             .unwrap();
-        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        file.write_all_at(&[0xFF], slot_offset(1) + 40).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let mut byte = [0];
+        file.read_exact_at(&mut byte, slot_offset(1) + 40).unwrap();
+        file.write_all_at(&[byte[0] ^ 1], slot_offset(1) + 40)
+            .unwrap();
         let mut reader = EncryptedReader::open(&path, &keys).unwrap();
         let mut buf = vec![0; 3 * CHUNK_LEN];
         let err = reader.read_at(0, &mut buf).unwrap_err();
