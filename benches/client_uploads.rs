@@ -13,10 +13,8 @@
 mod common;
 
 use common::procfs::machine;
-use common::upload::{chunk_json, Uploader};
+use common::upload::{chunk_json, webm_of, TestVideo, Uploader};
 use common::TestServer;
-use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 const CHUNK: usize = 1 << 20;
@@ -29,7 +27,14 @@ fn main() {
         .unwrap_or(60);
     println!("{}", machine());
     let dir = tempfile::tempdir().expect("temp dir");
-    let file = std::fs::read(make_media(dir.path(), seconds)).expect("media");
+    // 640x480 noise: hard to compress, so the file is large.
+    let noise = TestVideo {
+        pattern: "snow",
+        width: 640,
+        height: 480,
+        bitrate: 2_000_000,
+    };
+    let file = std::fs::read(webm_of(dir.path(), seconds, &noise)).expect("media");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     println!(
         "{seconds} s of VP8 (640x480 noise) + Opus WebM, {:.1} MiB, in 1 MiB chunks:",
@@ -74,45 +79,4 @@ fn main() {
             );
         }
     });
-}
-
-/// A WebM of `seconds` of VP8 (640x480 noise at 30 fps: hard to compress, so the file is large)
-/// and Opus.
-fn make_media(dir: &Path, seconds: u32) -> std::path::PathBuf {
-    let path = dir.join("bench.webm");
-    let status = Command::new("gst-launch-1.0")
-        .args([
-            "-q",
-            "webmmux",
-            "name=m",
-            "streamable=true",
-            "!",
-            "filesink",
-        ])
-        .arg(format!("location={}", path.display()))
-        .args([
-            "videotestsrc",
-            "pattern=snow",
-            &format!("num-buffers={}", seconds * 30),
-            "!",
-        ])
-        .args(["video/x-raw,width=640,height=480,framerate=30/1", "!"])
-        .args(["vp8enc", "deadline=1", "target-bitrate=2000000", "!", "m."])
-        .args([
-            "audiotestsrc",
-            &format!("num-buffers={}", seconds * 50),
-            "samplesperbuffer=960",
-            "!",
-        ])
-        .args([
-            "audio/x-raw,rate=48000,channels=1",
-            "!",
-            "opusenc",
-            "!",
-            "m.",
-        ])
-        .status()
-        .expect("gst-launch-1.0 runs");
-    assert!(status.success(), "gst-launch-1.0 failed");
-    path
 }

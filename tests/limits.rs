@@ -428,6 +428,28 @@ async fn cors_only_for_allowed_origins() {
         .to_lowercase();
     assert!(exposed.contains("location"), "{exposed}");
 
+    // A tus PATCH from the allowed origin may send and read the tus headers.
+    let tus = reqwest::Client::new()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/webrtc/uploads/x", server.base),
+        )
+        .header("Origin", APP)
+        .header("Access-Control-Request-Method", "PATCH")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization,content-type,tus-resumable,upload-offset",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(tus.status().is_success(), "{}", tus.status());
+    assert!(header(&tus, "access-control-allow-methods")
+        .unwrap()
+        .contains("PATCH"));
+    let headers = header(&tus, "access-control-allow-headers").unwrap();
+    assert!(headers.contains("upload-offset"), "{headers}");
+
     let foreign = preflight(&server, "https://evil.example").await;
     assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
     assert_eq!(header(&foreign, "access-control-allow-origin"), None);

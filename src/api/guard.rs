@@ -10,7 +10,7 @@ use crate::metrics::METRICS;
 use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -274,9 +274,30 @@ async fn read_body_up_to(
         .await)
 }
 
-/// CORS for the allowed origins: WHIP/WHEP and the API may be called from their pages
-/// (`Authorization` and `Content-Type` allowed, `Location` readable); `None` when no origin
-/// is allowed (same-origin only).
+/// The tus headers a page of another origin sends (`PATCH`, `HEAD` and `POST` of uploads).
+const TUS_REQUEST_HEADERS: [&str; 5] = [
+    "tus-resumable",
+    "upload-length",
+    "upload-defer-length",
+    "upload-offset",
+    "upload-metadata",
+];
+
+/// The tus headers such a page may read in the answers.
+const TUS_ANSWER_HEADERS: [&str; 8] = [
+    "tus-resumable",
+    "tus-version",
+    "tus-extension",
+    "tus-max-size",
+    "upload-length",
+    "upload-defer-length",
+    "upload-offset",
+    "upload-metadata",
+];
+
+/// CORS for the allowed origins: WHIP/WHEP, the API and tus uploads may be called from their
+/// pages (`Authorization`, `Content-Type` and the tus headers allowed, `Location` and the tus
+/// headers readable); `None` when no origin is allowed (same-origin only).
 pub fn cors(limits: &Limits) -> Option<CorsLayer> {
     if limits.allowed_origins.is_empty() {
         return None;
@@ -288,9 +309,25 @@ pub fn cors(limits: &Limits) -> Option<CorsLayer> {
     Some(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
-            .allow_methods([Method::GET, Method::POST, Method::DELETE])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-            .expose_headers([header::LOCATION, header::RETRY_AFTER])
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::DELETE,
+                Method::PATCH,
+                Method::HEAD,
+            ])
+            .allow_headers(
+                [header::AUTHORIZATION, header::CONTENT_TYPE]
+                    .into_iter()
+                    .chain(TUS_REQUEST_HEADERS.map(HeaderName::from_static))
+                    .collect::<Vec<_>>(),
+            )
+            .expose_headers(
+                [header::LOCATION, header::RETRY_AFTER]
+                    .into_iter()
+                    .chain(TUS_ANSWER_HEADERS.map(HeaderName::from_static))
+                    .collect::<Vec<_>>(),
+            )
             .max_age(Duration::from_secs(600)),
     )
 }

@@ -6,12 +6,30 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The picture of a [`webm_of`]: a `videotestsrc` pattern, its size, and the VP8 bitrate.
+pub struct TestVideo {
+    pub pattern: &'static str,
+    pub width: u32,
+    pub height: u32,
+    pub bitrate: u32,
+}
+
 /// Writes a WebM (VP8 320x240 at 30 fps + Opus) of `seconds` into `dir`, as a browser's
 /// MediaRecorder would upload it (live, no index written at the end).
 pub fn make_webm(dir: &Path, seconds: u32) -> PathBuf {
+    let small = TestVideo {
+        pattern: "smpte",
+        width: 320,
+        height: 240,
+        bitrate: 256_000,
+    };
+    webm_of(dir, seconds, &small)
+}
+
+/// Writes `local.webm` in `dir`: `seconds` of `video` at 30 fps and Opus, live (streamable,
+/// no index), as MediaRecorder writes it.
+pub fn webm_of(dir: &Path, seconds: u32, video: &TestVideo) -> PathBuf {
     let path = dir.join("local.webm");
-    let frames = (seconds * 30).to_string();
-    let audio = (seconds * 50).to_string();
     let status = Command::new("gst-launch-1.0")
         .args([
             "-q",
@@ -22,12 +40,22 @@ pub fn make_webm(dir: &Path, seconds: u32) -> PathBuf {
             "filesink",
         ])
         .arg(format!("location={}", path.display()))
-        .args(["videotestsrc", &format!("num-buffers={frames}"), "!"])
-        .args(["video/x-raw,width=320,height=240,framerate=30/1", "!"])
-        .args(["vp8enc", "deadline=1", "!", "m."])
+        .args([
+            "videotestsrc",
+            &format!("pattern={}", video.pattern),
+            &format!("num-buffers={}", seconds * 30),
+            "!",
+        ])
+        .arg(format!(
+            "video/x-raw,width={},height={},framerate=30/1",
+            video.width, video.height
+        ))
+        .args(["!", "vp8enc", "deadline=1"])
+        .arg(format!("target-bitrate={}", video.bitrate))
+        .args(["!", "m."])
         .args([
             "audiotestsrc",
-            &format!("num-buffers={audio}"),
+            &format!("num-buffers={}", seconds * 50),
             "samplesperbuffer=960",
             "!",
         ])
