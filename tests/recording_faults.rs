@@ -57,9 +57,12 @@ async fn sigkill_mid_recording_is_salvaged_on_restart() {
     let state = host.status(&id).await;
     assert_eq!(state["status"], "completed", "{state}");
     assert_eq!(state["metadata"]["interrupted"], true);
+    // The media held at the last checkpoint: checkpoints come every 5 s of wall time and the
+    // media lags it by the jitter buffer and mixer latency (2.5 s), so a kill just before the
+    // 10 s checkpoint leaves the one from 5 s (seen: 4.96 s).
     let duration = state["duration_seconds"].as_f64().unwrap();
     assert!(
-        (5.0..=11.0).contains(&duration),
+        (2.0..=11.0).contains(&duration),
         "checkpointed duration {duration}"
     );
     let dir = tempfile::tempdir().unwrap();
